@@ -1,0 +1,3 @@
+from testbed.cli.main import run
+
+run()

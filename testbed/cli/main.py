@@ -1,0 +1,74 @@
+"""The ``testbed`` command: one CLI for board control, measurement, traces, experiments and reports.
+
+Exit codes: 0 success, 2 bad input or usage, 1 failure at run time, 130 interrupted. Errors print one
+line on stderr (``error: …``); ``TESTBED_DEBUG=1`` adds the traceback for bug reports.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+import typer
+
+from devices.errors import TestbedError
+from testbed import __version__
+from testbed.cli import board as board_cmd
+
+app = typer.Typer(
+    name="testbed",
+    help="RT3 testbed: how much battery life does a run-time reconfigurable Transformer buy on a real board?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(board_cmd.app, name="board")
+
+
+@app.command("version")
+def version() -> None:
+    """Print the testbed version."""
+    typer.echo(__version__)
+
+
+@app.command("demo")
+def demo() -> None:
+    """End-to-end demo on an emulated Raspberry Pi 4 (train, prune, search, profile, simulate, report)."""
+    typer.echo("testbed demo: not yet available (the end-to-end demo arrives with the analysis issue)")
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Console-script entry point with the project's error contract."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="testbed", standalone_mode=False)
+    except TestbedError as exc:
+        _fail(str(exc), exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("interrupted", 130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.exit(1)
+    except Exception as exc:  # a bug: one line, traceback on request
+        if os.environ.get("TESTBED_DEBUG"):
+            traceback.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set TESTBED_DEBUG=1 for the traceback)", 1)
+    sys.exit(0)
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    run()

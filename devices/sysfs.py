@@ -32,7 +32,13 @@ def permission_hint(rel_path: str) -> str:
             "energy_uj is root-only since CVE-2020-8694; run as root or add a sysfs.conf line "
             "'mode class/powercap/intel-rapl:0/energy_uj = 0444'"
         )
-    if "cpufreq" in rel_path or "devfreq" in rel_path:
+    if "devfreq" in rel_path:
+        return (
+            "run as root (sudo), or install a udev rule such as "
+            'SUBSYSTEM=="devfreq", ACTION=="add", RUN+="/bin/chgrp -R testbed /sys%p", '
+            "RUN+=\"/bin/chmod -R g+w /sys%p\" and add your user to the 'testbed' group"
+        )
+    if "cpufreq" in rel_path:
         return (
             "run as root (sudo), or install a udev rule such as "
             'SUBSYSTEM=="cpu", ACTION=="add", RUN+="/bin/chgrp -R testbed '
@@ -81,9 +87,7 @@ class Sysfs:
         except FileNotFoundError:
             raise BadInputError(f"{self.path(rel)}: directory not found") from None
         except PermissionError:
-            raise PermissionDeniedError(
-                f"{self.path(rel)}: permission denied; {permission_hint(rel)}"
-            ) from None
+            raise PermissionDeniedError(f"{self.path(rel)}: permission denied; {permission_hint(rel)}") from None
 
     def read(self, rel: str) -> str:
         """The stripped text content of a file."""

@@ -1,0 +1,249 @@
+"""Block-structured pruning (BP) with a reweighted group lasso, RT3's first-level compression.
+
+A weight W[out, in] is tiled into groups of shape (tile_rows, tile_cols) (the weight is conceptually
+zero-padded to a multiple of the tile). Two structures:
+
+* ``block-column`` — RT3's: rows are grouped into row-blocks of ``row_block`` rows and inside a row-block
+  whole columns (``row_block × 1`` strips) are pruned. By default every row-block keeps the same number of
+  columns ("balanced"), so that the packed weight is a batch of equal-sized dense GEMMs.
+* ``head-ffn`` — aligned to the architecture: attention input projections lose whole heads (``head_dim`` rows),
+  the attention output projection whole head columns, FFN-1 whole neuron rows, FFN-2 whole neuron columns;
+  other weights (the LM decoder) fall back to block-column.
+
+Training adds λ · Σ_g α_g ‖W_g‖₂ to the loss; α_g = 1 / (‖W_g‖₂ + ε) is re-estimated from the current block
+norms every ``reweight_every`` steps (reweighted group lasso). Then each layer is hard-pruned to its ratio and
+the model is retrained with the mask fixed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from devices.errors import BadInputError
+from testbed.rt3.masking import Masks, density
+from testbed.rt3.models import TransformerLM
+from testbed.rt3.train import EvalResult, Task, TrainConfig, evaluate, train
+
+STRUCTURES = ("block-column", "head-ffn")
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Group shape (rows, cols) of one weight; the group grid is ceil(out/rows) × ceil(in/cols)."""
+
+    rows: int
+    cols: int
+
+
+def _head_dim(model: nn.Module) -> int:
+    if isinstance(model, TransformerLM):
+        return model.config.emsize // model.config.nhead
+    cfg = getattr(model, "config", None)
+    hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "dim", None)
+    heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_heads", None)
+    if not hidden or not heads:
+        raise BadInputError("cannot find hidden size and head count in the model config")
+    return int(hidden) // int(heads)
+
+
+_ROW_HEADS = (
+    "in_proj_weight",
+    "query.weight",
+    "key.weight",
+    "value.weight",
+    "q_lin.weight",
+    "k_lin.weight",
+    "v_lin.weight",
+)
+_COL_HEADS = ("out_proj.weight", "attention.output.dense.weight", "out_lin.weight")
+_ROW_NEURONS = ("linear1.weight", "intermediate.dense.weight", "lin1.weight")
+_COL_NEURONS = ("linear2.weight", "lin2.weight")
+
+
+def tile_for(model: nn.Module, name: str, shape: tuple[int, ...], structure: str, row_block: int) -> Tile:
+    """The group tile of weight ``name`` under ``structure`` (see the module docstring)."""
+    if structure not in STRUCTURES:
+        raise BadInputError(f"unknown BP structure {structure!r}; choose one of {', '.join(STRUCTURES)}")
+    if row_block < 1:
+        raise BadInputError(f"row_block must be ≥ 1, got {row_block}")
+    out, inn = shape
+    if structure == "head-ffn":
+        if name.endswith(_ROW_HEADS):
+            return Tile(_head_dim(model), inn)
+        if name.endswith(_COL_HEADS):
+            return Tile(out, _head_dim(model))
+        if name.endswith(_ROW_NEURONS):
+            return Tile(1, inn)
+        if name.endswith(_COL_NEURONS) or (name.endswith("output.dense.weight") and "attention" not in name):
+            return Tile(out, 1)
+    return Tile(min(row_block, out), 1)
+
+
+def group_norms(weight: Tensor, tile: Tile) -> Tensor:
+    """L2 norm of every group: a [ceil(out/rows), ceil(in/cols)] tensor (differentiable)."""
+    out, inn = weight.shape
+    pr, pc = -out % tile.rows, -inn % tile.cols
+    w = F.pad(weight, (0, pc, 0, pr)) if pr or pc else weight
+    r, c = w.shape[0] // tile.rows, w.shape[1] // tile.cols
+    sq = w.reshape(r, tile.rows, c, tile.cols).pow(2).sum(dim=(1, 3))
+    return torch.sqrt(sq + 1e-12)
+
+
+def expand_groups(group_mask: Tensor, tile: Tile, shape: tuple[int, ...]) -> Tensor:
+    """Element mask of ``shape`` from a group mask of the tile grid (padding cropped)."""
+    full = group_mask.repeat_interleave(tile.rows, 0).repeat_interleave(tile.cols, 1)
+    return full[: shape[0], : shape[1]].contiguous()
+
+
+def hard_prune_group_mask(norms: Tensor, ratio: float, balanced: bool = True) -> Tensor:
+    """Boolean group mask keeping the largest-norm groups so that about ``ratio`` of the groups go.
+
+    Balanced (and more than one group column): every group row (row-block) keeps the same number of groups,
+    ``round((1 − ratio) · n_cols)``, at least one. Otherwise the largest groups of the whole weight are kept.
+    Raises BadInputError for a ratio outside [0, 1).
+    """
+    if not 0.0 <= ratio < 1.0:
+        raise BadInputError(f"prune ratio must be in [0, 1), got {ratio}")
+    r, c = norms.shape
+    mask = torch.zeros_like(norms, dtype=torch.bool)
+    if balanced and c > 1:
+        keep = max(1, round((1.0 - ratio) * c))
+        idx = norms.topk(keep, dim=1).indices
+        mask.scatter_(1, idx, True)
+    else:
+        keep = max(1, round((1.0 - ratio) * r * c))
+        idx = norms.flatten().topk(keep).indices
+        mask.view(-1)[idx] = True
+    return mask
+
+
+@dataclass
+class BPConfig:
+    """Block pruning settings. ``ratio`` is the fraction of groups removed per layer (a float for all layers or
+    a mapping name → ratio); RT3's configs use about 0.643. ``lam`` is the group-lasso strength λ."""
+
+    structure: str = "block-column"
+    row_block: int = 32
+    ratio: float | dict[str, float] = 0.6
+    balanced: bool = True
+    lam: float = 1e-4
+    reweight_every: int = 20
+    eps: float = 1e-3
+    reg_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, label="bp group-lasso"))
+    retrain: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, label="bp retrain"))
+
+    def ratio_for(self, name: str) -> float:
+        if isinstance(self.ratio, Mapping):
+            if name not in self.ratio:
+                raise BadInputError(f"no prune ratio given for {name}")
+            return float(self.ratio[name])
+        return float(self.ratio)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("reg_train")
+        d.pop("retrain")
+        return d
+
+
+class ReweightedGroupLasso:
+    """The penalty λ · Σ_layers Σ_g α_g ‖W_g‖₂ with α re-estimated from the block norms by :meth:`reweight`."""
+
+    def __init__(self, model: nn.Module, names: list[str], tiles: Mapping[str, Tile], lam: float, eps: float):
+        self.names = names
+        self.tiles = dict(tiles)
+        self.lam = lam
+        self.eps = eps
+        self.alpha: dict[str, Tensor] = {}
+        self.reweight(model)
+
+    @torch.no_grad()
+    def reweight(self, model: nn.Module) -> None:
+        params = dict(model.named_parameters())
+        for n in self.names:
+            self.alpha[n] = 1.0 / (group_norms(params[n].detach(), self.tiles[n]) + self.eps)
+
+    def __call__(self, model: nn.Module) -> Tensor:
+        params = dict(model.named_parameters())
+        total = torch.zeros(())
+        for n in self.names:
+            total = total + (self.alpha[n] * group_norms(params[n], self.tiles[n])).sum()
+        return self.lam * total
+
+
+def tiles_for(model: nn.Module, names: list[str], cfg: BPConfig) -> dict[str, Tile]:
+    params = dict(model.named_parameters())
+    return {n: tile_for(model, n, tuple(params[n].shape), cfg.structure, cfg.row_block) for n in names}
+
+
+@torch.no_grad()
+def hard_prune(model: nn.Module, names: list[str], cfg: BPConfig) -> Masks:
+    """Masks that keep, per layer, the largest-norm groups (see :func:`hard_prune_group_mask`)."""
+    params = dict(model.named_parameters())
+    tiles = tiles_for(model, names, cfg)
+    masks = {}
+    for n in names:
+        w = params[n].detach()
+        gm = hard_prune_group_mask(group_norms(w, tiles[n]), cfg.ratio_for(n), cfg.balanced)
+        masks[n] = expand_groups(gm, tiles[n], tuple(w.shape))
+    return masks
+
+
+@dataclass
+class BPResult:
+    """What block pruning produced: the masks, the tile per weight, accuracy before/after, compression."""
+
+    masks: Masks
+    tiles: dict[str, Tile]
+    dense: EvalResult
+    pruned_before_retrain: EvalResult
+    pruned: EvalResult
+    density: float
+
+    @property
+    def compression(self) -> float:
+        """Dense prunable weights / kept prunable weights (× over the masked tensors)."""
+        return math.inf if self.density == 0 else 1.0 / self.density
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "dense": self.dense.to_dict(),
+            "pruned_before_retrain": self.pruned_before_retrain.to_dict(),
+            "pruned": self.pruned.to_dict(),
+            "density": self.density,
+            "compression": self.compression,
+        }
+
+
+def block_prune(model: nn.Module, task: Task, names: list[str], cfg: BPConfig, eval_split: str = "test") -> BPResult:
+    """Run BP on a trained model in place: group-lasso training, hard pruning, masked retraining.
+
+    Returns the masks (the BP backbone's zero structure) and accuracies; the model's pruned weights are zero.
+    """
+    dense = evaluate(model, task, eval_split)
+    tiles = tiles_for(model, names, cfg)
+    reg = ReweightedGroupLasso(model, names, tiles, cfg.lam, cfg.eps)
+
+    def after_step(step: int) -> None:
+        if cfg.reweight_every > 0 and step % cfg.reweight_every == 0:
+            reg.reweight(model)
+
+    if cfg.reg_train.epochs > 0:
+        train(model, task, cfg.reg_train, penalty=reg, after_step=after_step)
+    masks = hard_prune(model, names, cfg)
+    before = evaluate(model, task, eval_split, masks=masks)
+    if cfg.retrain.epochs > 0:
+        train(model, task, cfg.retrain, mask_sets=[masks], fixed_mask=masks)
+    else:
+        from testbed.rt3.masking import apply_masks_
+
+        apply_masks_(model, masks)
+    after = evaluate(model, task, eval_split)
+    return BPResult(masks, tiles, dense, before, after, density(masks))

@@ -1,0 +1,178 @@
+"""Packing a masked weight into the execution form whose latency falls with its sparsity on a CPU.
+
+Measured here before choosing (768→3072 FFN-1, 1 thread; see ``testbed/bench/bench_runtime.py``): CSR and BSR
+``torch.sparse.mm`` are slower than dense below about 70 % sparsity, while *grouped gather + batched dense GEMM*
+reaches or beats the ideal 1/(1−s) once a group has ≥ 32 rows. So a pruned weight W ⊙ M [out, in] is stored as
+
+* ``rows``: the output rows with any kept weight (rows that are entirely pruned are not computed);
+* G groups of ``h`` consecutive kept rows; per group the union of its kept columns, padded to the group
+  maximum ``k`` with index 0 and zero weights: ``cols`` [G, k] and ``weight`` [G, h, k];
+* y[:, rows] = bmm(weight, gather(xᵀ, cols)) + bias[rows]; the other rows get the bias only.
+
+The group height is chosen per weight by a cost model, G·k·(h + 8) (padded multiply-adds plus the gather,
+which costs about as much as 8 rows of GEMM per gathered column), over heights from the whole weight down
+to 32 rows (shorter groups run the batched GEMM far below peak).
+The packing is exact for any mask (padding is zero), and fast for the structured masks of BP and PP, where
+row-blocks keep equal numbers of columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from devices.errors import BadInputError
+
+#: Gather cost per gathered column, in rows of GEMM work (fitted by eye to the measurement above).
+GATHER_COST_ROWS = 8
+#: Groups shorter than this run batched GEMMs far below peak (measured: 16-row groups 2–5× slower than 32).
+MIN_GROUP_ROWS = 32
+#: Below this many tokens the x-side gather (no transpose) is faster than gathering xᵀ.
+SMALL_BATCH_TOKENS = 8
+
+
+@dataclass(frozen=True)
+class PackPlan:
+    """The packed shape of one weight: kept rows, group height, group count, padded columns per group."""
+
+    n_rows_kept: int
+    group_rows: int
+    groups: int
+    cols_per_group: int
+    macs_per_token: int  # padded multiply-adds per token
+    nnz: int
+
+    @property
+    def padding_ratio(self) -> float:
+        """Padded multiply-adds / kept weights (1.0 = no padding waste)."""
+        return self.macs_per_token / self.nnz if self.nnz else 1.0
+
+
+def _candidate_heights(n: int) -> list[int]:
+    hs = {n}
+    h = min(n, MIN_GROUP_ROWS)
+    while h < n:
+        hs.add(h)
+        h *= 2
+    return sorted(hs, reverse=True)
+
+
+def plan(mask: Tensor, group_rows: int | None = None) -> tuple[PackPlan, Tensor]:
+    """Choose the group height for ``mask`` [out, in]; return the plan and the kept-row indices."""
+    if mask.dim() != 2:
+        raise BadInputError(f"mask must be 2-D, got shape {tuple(mask.shape)}")
+    mask = mask.bool()
+    rows = mask.any(1).nonzero().flatten()
+    n = int(rows.numel())
+    nnz = int(mask.sum())
+    if n == 0:
+        return PackPlan(0, 1, 0, 0, 0, 0), rows
+    m = mask[rows]
+    best: tuple[float, int, int, int] | None = None
+    heights = [group_rows] if group_rows is not None else _candidate_heights(n)
+    for h in heights:
+        if h < 1:
+            raise BadInputError(f"group_rows must be ≥ 1, got {h}")
+        g = -(-n // h)
+        padded = F.pad(m, (0, 0, 0, g * h - n)) if g * h != n else m
+        k = int(padded.view(g, h, -1).any(1).sum(1).max())
+        cost = g * k * (h + GATHER_COST_ROWS)
+        if best is None or cost < best[0]:
+            best = (cost, h, g, k)
+    assert best is not None
+    _, h, g, k = best
+    return PackPlan(n, h, g, k, g * h * k, nnz), rows
+
+
+class PackedLinear(nn.Module):
+    """``F.linear(x, W ⊙ M, b)`` computed on the packed form; input [..., in], output [..., out]."""
+
+    rows: Tensor
+    bias: Tensor
+    bias_kept: Tensor
+    packed: Tensor
+    cols: Tensor
+
+    def __init__(self, weight: Tensor, mask: Tensor, bias: Tensor | None, group_rows: int | None = None) -> None:
+        super().__init__()
+        if weight.shape != mask.shape:
+            raise BadInputError(f"weight {tuple(weight.shape)} and mask {tuple(mask.shape)} differ")
+        out_f, in_f = weight.shape
+        self.in_features = int(in_f)
+        self.out_features = int(out_f)
+        w = (weight.detach() * mask).float()
+        p, rows = plan(mask, group_rows)
+        self.plan = p
+        self.all_rows = p.n_rows_kept == out_f
+        self.register_buffer("rows", rows.clone())
+        b = bias.detach().clone().float() if bias is not None else torch.zeros(out_f)
+        self.register_buffer("bias", b)
+        self.register_buffer("bias_kept", b[rows].clone())
+        h, g, k = p.group_rows, p.groups, p.cols_per_group
+        self.dense_rows = g == 1 and k == in_f  # no column pruning at all: plain GEMM on the kept rows
+        if p.n_rows_kept == 0:
+            self.register_buffer("packed", torch.zeros(0, 0, 0))
+            self.register_buffer("cols", torch.zeros(0, dtype=torch.long))
+            return
+        m = mask.bool()[rows]
+        wr = w[rows]
+        pad = g * h - p.n_rows_kept
+        if pad:
+            m = F.pad(m, (0, 0, 0, pad))
+            wr = F.pad(wr, (0, 0, 0, pad))
+        m3, w3 = m.view(g, h, in_f), wr.view(g, h, in_f)
+        cols = torch.zeros(g, k, dtype=torch.long)
+        packed = torch.zeros(g, h, k)
+        for gi in range(g):
+            c = m3[gi].any(0).nonzero().flatten()
+            cols[gi, : c.numel()] = c
+            packed[gi, :, : c.numel()] = w3[gi][:, c]
+        if self.dense_rows:
+            self.register_buffer("packed", packed[0, : p.n_rows_kept].contiguous())  # [n_kept, in]
+            self.register_buffer("cols", torch.zeros(0, dtype=torch.long))
+        else:
+            self.register_buffer("packed", packed.contiguous())  # [G, h, k]
+            self.register_buffer("cols", cols.flatten().contiguous())  # [G·k]
+
+    def _compute(self, x2: Tensor) -> Tensor:
+        """Kept-row outputs [N, n_kept] without bias."""
+        p = self.plan
+        if self.dense_rows:
+            return F.linear(x2, self.packed)
+        n = x2.shape[0]
+        g, h, k = p.groups, p.group_rows, p.cols_per_group
+        if g == 1:
+            y = F.linear(x2.index_select(1, self.cols), self.packed[0])
+        elif n < SMALL_BATCH_TOKENS:
+            xg = x2.index_select(1, self.cols).view(n, g, k).transpose(0, 1)  # [G, N, k]
+            y = torch.bmm(xg, self.packed.transpose(1, 2)).transpose(0, 1).reshape(n, g * h)
+        else:
+            xg = x2.t().contiguous().index_select(0, self.cols).view(g, k, -1)  # [G, k, N]
+            y = torch.bmm(self.packed, xg).view(g * h, -1).t()
+        return y[:, : p.n_rows_kept] if g * h != p.n_rows_kept else y
+
+    def forward(self, x: Tensor) -> Tensor:
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        if self.plan.n_rows_kept == 0:
+            return self.bias.expand(*lead, self.out_features)
+        y = self._compute(x2) + self.bias_kept
+        if not self.all_rows:
+            full = self.bias.expand(x2.shape[0], self.out_features).clone()
+            y = full.index_copy(1, self.rows, y)
+        return y.reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        p = self.plan
+        return (
+            f"in={self.in_features}, out={self.out_features}, rows_kept={p.n_rows_kept}, "
+            f"groups={p.groups}x{p.group_rows}x{p.cols_per_group}, padding={p.padding_ratio:.2f}"
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by this module's tensors."""
+        return sum(b.numel() * b.element_size() for b in self.buffers())

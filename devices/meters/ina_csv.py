@@ -1,0 +1,113 @@
+"""Parsing the CSV an Arduino with an INA219/INA226 streams over serial.
+
+Recognised line layouts (comma, semicolon, tab or space separated):
+
+* 5 numbers ``millis,bus_V,shunt_mV,load_V,current_mA`` — the common Adafruit_INA219 sketch;
+* 6 numbers ``millis,bus_V,shunt_mV,load_V,current_mA,power_mW``;
+* 4 numbers ``bus_V,shunt_mV,load_V,current_mA`` — no device clock (host time is used);
+* 3 numbers ``millis,bus_V,current_mA``;
+* any layout announced by a header line whose names include a current column (``current_mA``,
+  ``mA``, ``current``) and a voltage column (``busV``, ``bus_V``, ``voltage``, ``V``…), e.g.
+  ``ms,busV,mA,mW``.
+
+Banners, headers and partial lines are not data: :meth:`InaLineParser.parse` returns ``None`` for them
+and counts them. Power is ``power_mW`` when the sketch prints it (the INA's power register: bus
+voltage × current), else bus voltage × current — the power delivered to the device under test, which
+sits on the bus (IN−) side of the shunt. Never raises.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+_SPLIT = re.compile(r"[,;\t ]+")
+
+_ALIASES = {
+    "millis": ("millis", "ms", "time_ms", "t_ms", "timestamp", "time"),
+    "bus_v": ("busv", "bus_v", "bus", "busvoltage", "bus_voltage", "vbus", "bus_voltage_v", "voltage", "v",
+              "voltage_v"),
+    "shunt_mv": ("shunt_mv", "shuntmv", "shunt", "shuntvoltage", "shunt_voltage", "vshunt"),
+    "load_v": ("loadv", "load_v", "load", "loadvoltage", "load_voltage"),
+    "current_ma": ("current_ma", "currentma", "ma", "current", "i_ma", "current_ma_"),
+    "power_mw": ("power_mw", "powermw", "mw", "power"),
+}  # fmt: skip
+_LOOKUP = {alias: field for field, names in _ALIASES.items() for alias in names}
+
+_DEFAULT_LAYOUTS: dict[int, tuple[str, ...]] = {
+    5: ("millis", "bus_v", "shunt_mv", "load_v", "current_ma"),
+    6: ("millis", "bus_v", "shunt_mv", "load_v", "current_ma", "power_mw"),
+    4: ("bus_v", "shunt_mv", "load_v", "current_ma"),
+    3: ("millis", "bus_v", "current_ma"),
+}
+
+
+@dataclass(frozen=True)
+class InaRecord:
+    """One data line. ``millis`` is the device clock (ms, u32) or ``None``; power in W."""
+
+    millis: int | None
+    voltage_v: float
+    current_a: float
+    power_w: float
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "", name.strip().lower().replace("(", "_").replace(")", ""))
+
+
+class InaLineParser:
+    """Turns text lines into :class:`InaRecord` objects; remembers a header layout once it sees one."""
+
+    def __init__(self) -> None:
+        self.layout: tuple[str, ...] | None = None
+        self.skipped = 0
+
+    def parse(self, line: str) -> InaRecord | None:
+        """The record on ``line`` or ``None`` (banner, header, partial or garbled line)."""
+        text = line.strip().strip("\x00")
+        if not text:
+            return None
+        fields = [f for f in _SPLIT.split(text) if f]
+        values: list[float] = []
+        for f in fields:
+            try:
+                x = float(f)
+            except ValueError:
+                self._maybe_header(fields)
+                return None
+            if not math.isfinite(x):
+                self.skipped += 1
+                return None
+            values.append(x)
+        layout = self.layout if self.layout is not None else _DEFAULT_LAYOUTS.get(len(values))
+        if layout is None or len(layout) != len(values):
+            self.skipped += 1
+            return None
+        rec = dict(zip(layout, values, strict=True))
+        if "current_ma" not in rec or ("bus_v" not in rec and "load_v" not in rec):
+            self.skipped += 1
+            return None
+        current_a = rec["current_ma"] / 1000.0
+        # Without the bus voltage only the supply-side voltage is known: subtract the shunt drop.
+        voltage_v = rec["bus_v"] if "bus_v" in rec else rec["load_v"] - rec.get("shunt_mv", 0.0) / 1000.0
+        power_w = rec["power_mw"] / 1000.0 if "power_mw" in rec else voltage_v * current_a
+        millis: int | None = None
+        if "millis" in rec:
+            ms = rec["millis"]
+            if ms < 0 or ms != int(ms) or ms >= 2**32:
+                self.skipped += 1
+                return None
+            millis = int(ms)
+        if not (abs(voltage_v) < 1e4 and abs(current_a) < 1e4 and abs(power_w) < 1e6):
+            self.skipped += 1
+            return None
+        return InaRecord(millis, voltage_v, current_a, power_w)
+
+    def _maybe_header(self, fields: list[str]) -> None:
+        names = [_LOOKUP.get(_norm(f)) for f in fields]
+        if all(n is not None for n in names) and "current_ma" in names and ("bus_v" in names or "load_v" in names):
+            self.layout = tuple(n for n in names if n is not None)
+        else:
+            self.skipped += 1

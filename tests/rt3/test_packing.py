@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from testbed.rt3.bp import BPConfig, hard_prune
+from testbed.rt3.masking import masked_call
+from testbed.rt3.models import HFSpec, build_hf_classifier, hf_prunable_names
+from testbed.rt3.packed_model import PackedLM, pack_model, packed_nbytes
+from testbed.rt3.packing import PackedLinear, plan
+
+from .conftest import Pipeline
+
+
+def _mask(kind: str, out: int, inn: int, density: float, g: torch.Generator) -> torch.Tensor:
+    if kind == "random":
+        return torch.rand(out, inn, generator=g) < density
+    if kind == "rows":
+        return (torch.rand(out, 1, generator=g) < density).expand(out, inn).clone()
+    if kind == "empty":
+        return torch.zeros(out, inn, dtype=torch.bool)
+    m = torch.zeros(out, inn, dtype=torch.bool)  # block-column with 32-row blocks
+    keep = max(1, int(inn * density))
+    for r in range(0, out, 32):
+        m[r : r + 32, torch.randperm(inn, generator=g)[:keep]] = True
+    return m
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    out=st.integers(1, 130),
+    inn=st.integers(1, 70),
+    density=st.floats(0.05, 1.0),
+    kind=st.sampled_from(["random", "rows", "blockcol", "empty"]),
+    tokens=st.sampled_from([1, 3, 9, 40]),
+    bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_packed_linear_equals_masked_dense(out, inn, density, kind, tokens, bias, seed) -> None:  # type: ignore[no-untyped-def]
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(out, inn, generator=g)
+    b = torch.randn(out, generator=g) if bias else None
+    m = _mask(kind, out, inn, density, g)
+    layer = PackedLinear(w, m, b)
+    x = torch.randn(2, tokens, inn, generator=g)
+    assert torch.allclose(layer(x), F.linear(x, w * m, b), atol=1e-4, rtol=1e-4)
+
+
+def test_balanced_block_column_packs_without_padding() -> None:
+    g = torch.Generator().manual_seed(0)
+    m = _mask("blockcol", 256, 96, 0.25, g)
+    p, rows = plan(m)
+    assert p.group_rows == 32 and p.groups == 8 and p.cols_per_group == 24
+    assert p.padding_ratio == 1.0 and rows.numel() == 256
+    layer = PackedLinear(torch.randn(256, 96), m, None)
+    assert layer.packed.numel() == int(m.sum())  # the packed weight holds exactly the kept weights
+
+
+def test_pruned_rows_are_not_computed() -> None:
+    m = torch.zeros(64, 16, dtype=torch.bool)
+    m[::2] = True
+    layer = PackedLinear(torch.randn(64, 16), m, torch.randn(64))
+    assert layer.plan.n_rows_kept == 32 and layer.packed.shape == (32, 16)
+
+
+def test_packed_lm_equals_masked_model(pipeline: Pipeline) -> None:
+    x = torch.randint(0, len(pipeline.vocab), (3, 21))
+    for s in pipeline.sets:
+        packed = pack_model(pipeline.model, s.masks)
+        assert isinstance(packed, PackedLM)
+        with torch.no_grad():
+            ref = masked_call(pipeline.model, s.masks, x)
+            assert torch.allclose(packed(x), ref, atol=1e-4)
+
+
+def test_packed_variants_share_the_backbone_and_shrink(pipeline: Pipeline) -> None:
+    a, b = (pack_model(pipeline.model, s.masks) for s in (pipeline.sets[0], pipeline.sets[-1]))
+    assert a.encoder is b.encoder is pipeline.model.encoder
+    assert a.layers[0].norm1 is pipeline.model.transformer_encoder.layers[0].norm1
+    assert packed_nbytes(b) < packed_nbytes(a)
+
+
+@pytest.mark.parametrize("kind", ["bert", "distilbert"])
+def test_packed_hf_encoder_equals_masked_model(kind: str) -> None:
+    torch.manual_seed(0)
+    overrides = (
+        {"dim": 64, "hidden_dim": 128, "n_layers": 2, "n_heads": 4, "vocab_size": 60}
+        if kind == "distilbert"
+        else {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "vocab_size": 60,
+        }
+    )
+    model = build_hf_classifier(HFSpec(kind, overrides=overrides)).eval()
+    masks = hard_prune(model, hf_prunable_names(model), BPConfig(row_block=32, ratio=0.6))
+    packed = pack_model(model, masks)
+    ids = torch.randint(0, 60, (2, 10))
+    att = torch.ones(2, 10, dtype=torch.long)
+    att[1, 6:] = 0
+    with torch.no_grad():
+        ref = masked_call(model, masks, input_ids=ids, attention_mask=att).logits
+        assert torch.allclose(packed(ids, att), ref, atol=1e-4)
+    # packing leaves the backbone's weights untouched (pruned positions keep their values)
+    params = dict(model.named_parameters())
+    assert all(bool(torch.any(params[n][~m] != 0)) for n, m in masks.items())

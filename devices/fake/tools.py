@@ -1,8 +1,9 @@
 """Fake board tools for an emulated board: ``vcgencmd`` and ``nvpmodel``.
 
 :func:`install_tools` writes small executable scripts into ``<root>/usr/bin``; each runs
-``python -m devices.fake.tools TOOL --root ROOT ARGS…``, which answers from the fake kernel's state in
-the same text format as the real tool, so the real parsing code runs against them.
+``python -m devices.fake.tools --root ROOT TOOL ARGS…``, which answers from the fake kernel's state file
+in the same text format as the real tool, so the real parsing code runs against them. Handlers read the
+state JSON directly (no profile validation) so that a call costs little more than a Python start.
 
 Handlers live in :data:`HANDLERS` keyed by ``(tool, subcommand)``; other modules may register more
 (e.g. meters register ``vcgencmd pmic_read_adc``) with :func:`register`.
@@ -11,20 +12,50 @@ Handlers live in :data:`HANDLERS` keyed by ``(tool, subcommand)``; other modules
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import shlex
 import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-#: ``fn(kernel, args) -> (exit_code, stdout)``; ``kernel`` is a :class:`devices.fake.kernel.FakeKernel`.
-Handler = Callable[..., tuple[int, str]]
+#: Name of the fake kernel's state file (kept equal to ``devices.sysfs.FAKE_KERNEL_MARKER``).
+MARKER = ".testbed-fake-kernel.json"
+
+
+class ToolContext:
+    """What a handler may read: the emulated root and its fake-kernel state (plain JSON)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.state: dict[str, Any] = json.loads((root / MARKER).read_text(encoding="utf-8"))
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        return dict(self.state["profile"])
+
+    def hardware_khz(self, policy: str) -> int:
+        """The emulated hardware clock of ``policy`` (request filtered by the lying modes)."""
+        st = self.state["policies"][policy]
+        f = int(st["cur_khz"])
+        lying = st.get("lying", {})
+        if lying.get("hw_floor_khz") is not None:
+            f = max(f, int(lying["hw_floor_khz"]))
+        if lying.get("hw_cap_khz") is not None:
+            f = min(f, int(lying["hw_cap_khz"]))
+        if lying.get("hw_override_khz") is not None:
+            f = int(lying["hw_override_khz"])
+        return f
+
+
+#: ``fn(context, args) -> (exit_code, stdout)``.
+Handler = Callable[[ToolContext, list[str]], tuple[int, str]]
 HANDLERS: dict[tuple[str, str], Handler] = {}
 
 
-def register(tool: str, subcommand: str) -> Callable[[Callable[..., tuple[int, str]]], Callable[..., tuple[int, str]]]:
-    """Decorator: register ``fn(kernel, args) -> (exit_code, stdout)`` for ``tool subcommand``."""
+def register(tool: str, subcommand: str) -> Callable[[Handler], Handler]:
+    """Decorator: register a handler for ``tool subcommand``."""
 
     def deco(fn: Handler) -> Handler:
         HANDLERS[(tool, subcommand)] = fn
@@ -51,41 +82,28 @@ def install_tools(root: Path, tools: list[str]) -> None:
 
 # ---- vcgencmd --------------------------------------------------------------------------------------
 @register("vcgencmd", "measure_clock")
-def _measure_clock(kernel: object, args: list[str]) -> tuple[int, str]:
-    from devices.fake.kernel import FakeKernel
-
-    assert isinstance(kernel, FakeKernel)
-    clock = args[0] if args else ""
-    if clock != "arm":
+def _measure_clock(ctx: ToolContext, args: list[str]) -> tuple[int, str]:
+    if not args or args[0] != "arm":
         return 0, "frequency(0)=0\n"
-    policy = kernel.profile.policies[0].name
-    return 0, f"frequency(48)={kernel.hardware_khz(policy) * 1000}\n"
+    policy = ctx.profile["policies"][0]["name"]
+    return 0, f"frequency(48)={ctx.hardware_khz(policy) * 1000}\n"
 
 
 @register("vcgencmd", "get_throttled")
-def _get_throttled(kernel: object, args: list[str]) -> tuple[int, str]:
-    from devices.fake.kernel import FakeKernel
-
-    assert isinstance(kernel, FakeKernel)
-    return 0, f"throttled={int(kernel.state.get('throttled', 0)):#x}\n"
+def _get_throttled(ctx: ToolContext, args: list[str]) -> tuple[int, str]:
+    return 0, f"throttled={int(ctx.state.get('throttled', 0)):#x}\n"
 
 
 @register("vcgencmd", "measure_temp")
-def _measure_temp(kernel: object, args: list[str]) -> tuple[int, str]:
-    from devices.fake.kernel import THERMAL_DIR, FakeKernel
-
-    assert isinstance(kernel, FakeKernel)
-    milli = int((kernel.root / THERMAL_DIR / "thermal_zone0" / "temp").read_text().strip())
+def _measure_temp(ctx: ToolContext, args: list[str]) -> tuple[int, str]:
+    milli = int((ctx.root / "sys/class/thermal/thermal_zone0/temp").read_text().strip())
     return 0, f"temp={milli / 1000:.1f}'C\n"
 
 
 # ---- nvpmodel ---------------------------------------------------------------------------------------
 @register("nvpmodel", "-q")
-def _nvpmodel_query(kernel: object, args: list[str]) -> tuple[int, str]:
-    from devices.fake.kernel import FakeKernel
-
-    assert isinstance(kernel, FakeKernel)
-    mode = kernel.state.get("nvpmodel", {"id": 0, "name": "MAXN"})
+def _nvpmodel_query(ctx: ToolContext, args: list[str]) -> tuple[int, str]:
+    mode = ctx.state.get("nvpmodel", {"id": 0, "name": "MAXN"})
     return 0, f"NV Power Mode: {mode['name']}\n{mode['id']}\n"
 
 
@@ -95,20 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("tool")
     parser.add_argument("args", nargs=argparse.REMAINDER)
     ns = parser.parse_args(argv)
-    from devices.fake.kernel import FakeKernel
-
-    kernel = FakeKernel.load(Path(ns.root).resolve())
+    try:
+        ctx = ToolContext(Path(ns.root).resolve())
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"{ns.tool}: emulated board state unreadable: {exc}\n")
+        return 1
     args: list[str] = list(ns.args)
-    sub = args[0] if args else ""
-    handler = HANDLERS.get((ns.tool, sub))
+    handler = HANDLERS.get((ns.tool, args[0] if args else ""))
     if handler is None:
         sys.stderr.write(f"{ns.tool}: unsupported command {' '.join(args)!r} on this emulated board\n")
-        return 1 if ns.tool != "vcgencmd" else 255
-    code, out = handler(kernel, args[1:])
+        return 255 if ns.tool == "vcgencmd" else 1
+    code, out = handler(ctx, args[1:])
     sys.stdout.write(out)
     return code
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     sys.exit(main())

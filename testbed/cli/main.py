@@ -14,7 +14,11 @@ import typer
 
 from devices.errors import TestbedError
 from testbed import __version__
+from testbed.cli import agent as agent_cmd
+from testbed.cli import battery as battery_cmd
 from testbed.cli import board as board_cmd
+from testbed.cli import trace as trace_cmd
+from testbed.cli import meter as meter_cmd
 
 app = typer.Typer(
     name="testbed",
@@ -24,6 +28,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(board_cmd.app, name="board")
+app.add_typer(trace_cmd.app, name="trace")
+app.add_typer(battery_cmd.app, name="battery")
+app.add_typer(agent_cmd.app, name="agent")
+app.add_typer(meter_cmd.app, name="meter")
 
 
 @app.command("version")

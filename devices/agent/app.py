@@ -1,0 +1,258 @@
+"""The agent's HTTP API (FastAPI). Every route but ``/openapi.json`` needs ``Authorization: Bearer TOKEN``.
+
+Routes (all JSON; the lease id travels in the ``X-Testbed-Lease`` header):
+
+=======  ===============================  =====================================================
+GET      /v1/info                          board, profile, levels, meter, lease, models
+POST     /v1/lease                         take the lease ``{holder, ttl_s}`` → ``{lease_id, …}``
+POST     /v1/lease/renew                   extend it
+DELETE   /v1/lease                         give it back (the board is restored)
+POST     /v1/frequency        (lease)      ``{level}`` or ``{policy, freq_khz}`` → read-back
+POST     /v1/models           (lease)      load an artifact from a path on the board (+ sha256)
+PUT      /v1/models/upload    (lease)      upload an ``.onnx`` body, checked against ``?sha256=``
+DELETE   /v1/models/{id}      (lease)      unload
+POST     /v1/models/{id}/switch (lease)    ``{pattern_set}`` → measured switch time (ms)
+POST     /v1/measure          (lease)      a measurement window → latency stats, energy, state
+GET      /v1/power/samples                 power samples after ``since_ns`` (agent monotonic ns)
+POST     /v1/restore          (lease)      restore the saved board state
+=======  ===============================  =====================================================
+
+Status codes: 400 bad input, 401 no/bad token, 404 unknown model, 409 lease held by someone else,
+413 body too large, 422 malformed body, 423 lease required, 503 hardware failure. Handlers never
+answer 5xx for bad input.
+"""
+
+import hashlib
+import hmac
+import os
+import tempfile
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from devices import __version__
+from devices.agent.leases import LeaseConflict, LeaseRequired
+from devices.agent.schemas import (
+    ErrorBody,
+    FrequencyRequest,
+    LeaseInfo,
+    LeaseRenew,
+    LeaseRequest,
+    MeasureRequest,
+    MeasureResult,
+    ModelLoadRequest,
+    SwitchRequest,
+)
+from devices.agent.service import AgentService, UnknownModel
+from devices.errors import BadInputError, HardwareError, TestbedError
+
+MAX_JSON_BYTES = 64 * 1024
+LEASE_HEADER = "X-Testbed-Lease"
+
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies over a limit (413), by header and while streaming."""
+
+    def __init__(self, app: ASGIApp, max_json_bytes: int, max_upload_bytes: int) -> None:
+        self.app = app
+        self.max_json = max_json_bytes
+        self.max_upload = max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_upload if scope["path"].endswith("/upload") else self.max_json
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > limit
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await _send_413(send, limit)
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _send_413(send, limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _send_413(send: Send, limit: int) -> None:
+    body = f'{{"error":"payload_too_large","detail":"request body over {limit} bytes"}}'.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(
+    service: AgentService,
+    token: str,
+    manage_lifecycle: bool = True,
+    max_upload_bytes: int = 256 * 1024 * 1024,
+) -> FastAPI:
+    """The FastAPI application around ``service``; ``token`` is the bearer token every call needs."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        if manage_lifecycle and not service.started:
+            service.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                service.stop()
+
+    app = FastAPI(
+        title="RT3 testbed device agent",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        responses={
+            401: {"model": ErrorBody},
+            400: {"model": ErrorBody},
+            413: {"model": ErrorBody},
+        },
+    )
+    bearer = HTTPBearer(auto_error=False)
+    expected = token.encode()
+
+    def require_token(
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        given = creds.credentials.encode() if creds is not None else b""
+        if creds is None or creds.scheme.lower() != "bearer" or not hmac.compare_digest(given, expected):
+            raise HTTPException(status_code=401, detail="missing or wrong bearer token")
+
+    def require_lease(lease_id: Annotated[str | None, Header(alias=LEASE_HEADER)] = None) -> None:
+        service.leases.check(lease_id)
+
+    auth = [Depends(require_token)]
+    leased = [Depends(require_token), Depends(require_lease)]
+
+    @app.exception_handler(TestbedError)
+    async def _testbed_error(request: Request, exc: TestbedError) -> JSONResponse:
+        status = 400
+        if isinstance(exc, UnknownModel):
+            status = 404
+        elif isinstance(exc, LeaseConflict):
+            status = 409
+        elif isinstance(exc, LeaseRequired):
+            status = 423
+        elif isinstance(exc, HardwareError) or not isinstance(exc, BadInputError):
+            status = 503
+        return JSONResponse(status_code=status, content={"error": type(exc).__name__, "detail": str(exc)})
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(
+            status_code=exc.status_code, content={"error": "http_error", "detail": str(exc.detail)}, headers=headers
+        )
+
+    @app.get("/v1/info", dependencies=auth)
+    def info() -> dict[str, Any]:
+        """Board, profile, policies and levels, meter, thermal state, lease, loaded models, versions."""
+        return service.info()
+
+    @app.post("/v1/lease", dependencies=auth, status_code=201, responses={409: {"model": ErrorBody}})
+    def take_lease(body: LeaseRequest) -> LeaseInfo:
+        lease = service.leases.acquire(body.holder, body.ttl_s)
+        return LeaseInfo(lease_id=lease.lease_id, holder=lease.holder, ttl_s=lease.ttl_s, expires_in_s=lease.ttl_s)
+
+    @app.post("/v1/lease/renew", dependencies=auth, responses={423: {"model": ErrorBody}})
+    def renew_lease(body: LeaseRenew, lease_id: Annotated[str | None, Header(alias=LEASE_HEADER)] = None) -> LeaseInfo:
+        lease = service.leases.renew(lease_id, body.ttl_s)
+        return LeaseInfo(lease_id=lease.lease_id, holder=lease.holder, ttl_s=lease.ttl_s, expires_in_s=lease.ttl_s)
+
+    @app.delete("/v1/lease", dependencies=auth, responses={423: {"model": ErrorBody}})
+    def release_lease(lease_id: Annotated[str | None, Header(alias=LEASE_HEADER)] = None) -> dict[str, Any]:
+        lease = service.leases.release(lease_id)
+        restored = service.restore()
+        return {"released": lease.holder, "restored": restored}
+
+    @app.post("/v1/frequency", dependencies=leased, responses={423: {"model": ErrorBody}})
+    def set_frequency(body: FrequencyRequest) -> dict[str, Any]:
+        return {"results": service.set_frequency(body.level, body.policy, body.freq_khz)}
+
+    @app.post("/v1/models", dependencies=leased, status_code=201)
+    def load_model(body: ModelLoadRequest) -> dict[str, Any]:
+        return service.load_model(body.path, body.sha256).describe()
+
+    @app.put("/v1/models/upload", dependencies=leased, status_code=201)
+    async def upload_model(
+        request: Request, sha256: Annotated[str, Query(pattern=r"^[0-9a-fA-F]{64}$")]
+    ) -> dict[str, Any]:
+        data = await request.body()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha256.lower():
+            raise BadInputError(f"uploaded body has sha256 {digest}, not the declared {sha256}")
+        fd, tmp = tempfile.mkstemp(suffix=".onnx", prefix="testbed-upload-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        try:
+            return service.load_model(tmp, sha256).describe()
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # sessions hold the graph in memory
+
+    @app.delete("/v1/models/{model_id}", dependencies=leased, responses={404: {"model": ErrorBody}})
+    def unload_model(model_id: str) -> dict[str, str]:
+        service.unload_model(model_id)
+        return {"unloaded": model_id}
+
+    @app.post("/v1/models/{model_id}/switch", dependencies=leased, responses={404: {"model": ErrorBody}})
+    def switch(model_id: str, body: SwitchRequest) -> dict[str, Any]:
+        switch_ms = service.switch(model_id, body.pattern_set)
+        return {"model_id": model_id, "pattern_set": body.pattern_set, "switch_ms": switch_ms}
+
+    @app.post("/v1/measure", dependencies=leased, responses={404: {"model": ErrorBody}})
+    def measure(body: MeasureRequest) -> MeasureResult:
+        return MeasureResult.model_validate(service.measure(**body.model_dump()))
+
+    @app.get("/v1/power/samples", dependencies=auth)
+    def power_samples(
+        since_ns: Annotated[int | None, Query(ge=0)] = None,
+        limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    ) -> dict[str, Any]:
+        return service.power_samples(since_ns, limit)
+
+    @app.post("/v1/restore", dependencies=leased)
+    def restore() -> dict[str, Any]:
+        return {"restored": service.restore()}
+
+    app.add_middleware(BodyLimit, max_json_bytes=MAX_JSON_BYTES, max_upload_bytes=max_upload_bytes)
+    return app

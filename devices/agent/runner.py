@@ -1,0 +1,220 @@
+"""ONNX model artifacts on the board: loading, checksums, pattern-set switching, timed inference.
+
+An artifact is either
+
+* a single ``.onnx`` file — one pattern set called ``default``; or
+* a directory with ``manifest.json``::
+
+      {"format": "rt3-onnx/1",
+       "pattern_sets": [{"name": "ps0", "file": "ps0.onnx", "sha256": "…"}, …],
+       "inputs": {"src": {"shape": [1, 32], "dtype": "int64", "high": 1000}}}
+
+  where every pattern set is a complete ONNX graph of the same interface (RT3's runtime exports one
+  per pattern set; weights may be shared on disk). ``inputs`` is optional: it fixes symbolic dimensions
+  and the value range of integer inputs (token ids).
+
+All pattern sets are loaded into onnxruntime sessions up front, so :meth:`LoadedModel.switch` is a
+reference swap between inferences; its duration is measured and returned (ms).
+
+Failure modes: :class:`~devices.errors.BadInputError` for a missing file, a checksum mismatch, a
+malformed manifest, an unknown pattern set or an unloadable graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from devices.errors import BadInputError
+
+MANIFEST = "manifest.json"
+_DTYPES: dict[str, Any] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class InputSpec:
+    name: str
+    shape: list[int]
+    dtype: Any
+    high: int = 100  # exclusive upper bound of integer inputs (e.g. the vocabulary size)
+
+    def make(self, rng: np.random.Generator) -> np.ndarray:
+        if np.issubdtype(self.dtype, np.integer):
+            return rng.integers(0, max(1, self.high), size=self.shape, dtype=self.dtype)
+        if self.dtype is np.bool_:
+            return np.ones(self.shape, dtype=np.bool_)
+        return rng.standard_normal(self.shape).astype(self.dtype)
+
+
+@dataclass
+class PatternSet:
+    name: str
+    path: Path
+    sha256: str
+    session: Any  # onnxruntime.InferenceSession
+
+
+@dataclass
+class LoadedModel:
+    """An artifact whose pattern sets are all loaded; one is active."""
+
+    model_id: str
+    source: str
+    pattern_sets: list[PatternSet]
+    inputs: list[InputSpec]
+    active: int = 0
+    load_s: float = 0.0
+    _feeds: dict[str, np.ndarray] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.pattern_sets]
+
+    def index_of(self, name_or_index: str | int) -> int:
+        if isinstance(name_or_index, int) or (isinstance(name_or_index, str) and name_or_index.isdigit()):
+            i = int(name_or_index)
+            if 0 <= i < len(self.pattern_sets):
+                return i
+        else:
+            for i, p in enumerate(self.pattern_sets):
+                if p.name == name_or_index:
+                    return i
+        raise BadInputError(f"model {self.model_id}: no pattern set {name_or_index!r}; it has {self.names()}")
+
+    def switch(self, name_or_index: str | int) -> float:
+        """Make a pattern set active; returns the switch time in ms (a reference swap)."""
+        i = self.index_of(name_or_index)
+        t0 = time.perf_counter_ns()
+        with self._lock:
+            self.active = i
+        return (time.perf_counter_ns() - t0) / 1e6
+
+    def feeds(self, seed: int = 0) -> dict[str, np.ndarray]:
+        if not self._feeds:
+            rng = np.random.default_rng(seed)
+            self._feeds = {spec.name: spec.make(rng) for spec in self.inputs}
+        return self._feeds
+
+    def infer(self) -> float:
+        """Run the active pattern set once on fixed inputs; returns the latency in ms."""
+        with self._lock:
+            session = self.pattern_sets[self.active].session
+        feeds = self.feeds()
+        t0 = time.perf_counter_ns()
+        session.run(None, feeds)
+        return (time.perf_counter_ns() - t0) / 1e6
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "model_id": self.model_id,
+            "source": self.source,
+            "pattern_sets": [{"name": p.name, "sha256": p.sha256} for p in self.pattern_sets],
+            "active": self.pattern_sets[self.active].name,
+            "inputs": [{"name": s.name, "shape": s.shape, "dtype": np.dtype(s.dtype).name} for s in self.inputs],
+            "load_s": round(self.load_s, 4),
+        }
+
+
+def _session(path: Path, threads: int | None) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInputError(f"{path}: not a loadable ONNX model: {first[:300]}") from None
+
+
+def _input_specs(session: Any, overrides: dict[str, Any], where: Path) -> list[InputSpec]:
+    specs: list[InputSpec] = []
+    for inp in session.get_inputs():
+        o = overrides.get(inp.name, {})
+        dtype = _DTYPES.get(inp.type)
+        if o.get("dtype"):
+            dtype = np.dtype(o["dtype"]).type
+        if dtype is None:
+            raise BadInputError(f"{where}: input {inp.name!r} has unsupported type {inp.type}")
+        shape = o.get("shape") or [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+        if not all(isinstance(d, int) and d > 0 for d in shape):
+            raise BadInputError(f"{where}: input {inp.name!r}: shape must be positive integers, got {shape}")
+        specs.append(InputSpec(inp.name, list(shape), dtype, int(o.get("high", 100))))
+    return specs
+
+
+def load_artifact(
+    path: str | os.PathLike[str],
+    model_id: str,
+    expected_sha256: str | None = None,
+    threads: int | None = None,
+) -> LoadedModel:
+    """Load an artifact (file or directory, see module docstring) and verify its checksums."""
+    p = Path(path)
+    t0 = time.perf_counter()
+    if p.is_file():
+        digest = sha256_file(p)
+        if expected_sha256 and digest != expected_sha256.lower():
+            raise BadInputError(f"{p}: sha256 {digest} does not match the expected {expected_sha256}")
+        session = _session(p, threads)
+        sets = [PatternSet("default", p, digest, session)]
+        inputs = _input_specs(session, {}, p)
+    elif p.is_dir():
+        manifest_path = p / MANIFEST
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BadInputError(f"{p}: a model directory needs {MANIFEST}") from None
+        except json.JSONDecodeError as exc:
+            raise BadInputError(f"{manifest_path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        if expected_sha256:
+            digest = sha256_file(manifest_path)
+            if digest != expected_sha256.lower():
+                raise BadInputError(f"{manifest_path}: sha256 {digest} does not match the expected {expected_sha256}")
+        entries = manifest.get("pattern_sets") if isinstance(manifest, dict) else None
+        if not isinstance(entries, list) or not entries:
+            raise BadInputError(f"{manifest_path}: field pattern_sets: a non-empty list is required")
+        overrides = manifest.get("inputs") or {}
+        sets = []
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict) or "file" not in entry:
+                raise BadInputError(f"{manifest_path}: field pattern_sets.{i}: needs 'file'")
+            f = p / str(entry["file"])
+            if not f.is_file():
+                raise BadInputError(f"{manifest_path}: field pattern_sets.{i}.file: {f} not found")
+            digest = sha256_file(f)
+            want = entry.get("sha256")
+            if want and digest != str(want).lower():
+                raise BadInputError(f"{f}: sha256 {digest} does not match the manifest's {want}")
+            sets.append(PatternSet(str(entry.get("name", f"ps{i}")), f, digest, _session(f, threads)))
+        inputs = _input_specs(sets[0].session, overrides, manifest_path)
+    else:
+        raise BadInputError(f"{p}: model artifact not found (an .onnx file or a directory with {MANIFEST})")
+    return LoadedModel(
+        model_id=model_id, source=str(p), pattern_sets=sets, inputs=inputs, load_s=time.perf_counter() - t0
+    )

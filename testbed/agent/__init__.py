@@ -1,0 +1,1 @@
+"""Controller side of the device agent: the HTTP client used by experiments and the CLI."""

@@ -1,0 +1,144 @@
+"""``testbed agent …``: run the device agent on a board, and talk to one from the controller.
+
+::
+
+    testbed agent serve [--host 127.0.0.1] [--port 8765] --token-file FILE [--board NAME|auto]
+                        [--meter URI] [--sysfs-root DIR] [--emulate PROFILE] [--state-dir DIR]
+    testbed agent info URL [--token-file FILE] [--json]
+    testbed agent measure URL --model PATH [--upload] [--inferences N] [--warmup N] [--period-ms P]
+                          [--deadline-ms D] [--level L] [--pattern-set NAME] [--json]
+
+The client commands read the token from ``--token-file`` or ``$TESTBED_AGENT_TOKEN``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from testbed.cli.common import JsonOpt, StateDirOpt, console, print_json, warn
+
+app = typer.Typer(help="Run the device agent on a board, or query and measure through one.", no_args_is_help=True)
+
+TokenFileOpt = Annotated[
+    Path | None, typer.Option("--token-file", help="File holding the bearer token (created if missing when serving).")
+]
+UrlArg = Annotated[str, typer.Argument(help="Agent URL, e.g. http://127.0.0.1:8765")]
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to bind; anything but loopback needs --token-file.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0 picks a free one).")] = 8765,
+    token_file: TokenFileOpt = None,
+    board: Annotated[str | None, typer.Option("--board", help="Board profile or 'auto' (default).")] = None,
+    meter: Annotated[str | None, typer.Option("--meter", help="Power meter URI, e.g. um25c:///dev/rfcomm0.")] = None,
+    sysfs_root: Annotated[Path, typer.Option("--sysfs-root", help="sysfs root (default /).")] = Path("/"),
+    emulate: Annotated[
+        str | None, typer.Option("--emulate", help="Emulate this board profile (fake kernel + modelled meter).")
+    ] = None,
+    state_dir: StateDirOpt = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="onnxruntime intra-op threads.")] = None,
+) -> None:
+    """Serve the agent until Ctrl-C/SIGTERM; the board is restored when it stops."""
+    from devices.agent.serve import serve as run_agent
+
+    run_agent(
+        host=host,
+        port=port,
+        token_file=token_file,
+        board=board,
+        meter=meter,
+        sysfs_root=sysfs_root,
+        emulate=emulate,
+        state_dir=state_dir,
+        threads=threads,
+    )
+
+
+@app.command("info")
+def info(url: UrlArg, token_file: TokenFileOpt = None, json_out: JsonOpt = False) -> None:
+    """Board, levels, meter, lease and loaded models of an agent."""
+    from testbed.agent.client import AgentClient, read_token
+
+    with AgentClient(url, read_token(token_file)) as client:
+        data = client.info()
+    if json_out:
+        print_json(data)
+        return
+    console.print(
+        f"{url}: board {data['profile']} ({'emulated' if data['emulated'] else 'hardware'}), "
+        f"agent {data['agent_version']}",
+        highlight=False,
+    )
+    for p in data["policies"]:
+        console.print(f"  {p['name']}: cpus {p['cpus']} {p['governor']} cur {p['cur_khz']} kHz", highlight=False)
+    console.print("  levels: " + ", ".join(lv["name"] for lv in data["levels"]), highlight=False)
+    meter = data.get("meter")
+    console.print(f"  meter: {meter['uri'] if meter else 'none'}", highlight=False)
+    lease = data.get("lease")
+    console.print(f"  lease: {lease['holder'] + ' for ' + str(lease['expires_in_s']) + ' s' if lease else 'free'}")
+
+
+@app.command("measure")
+def measure(
+    url: UrlArg,
+    model: Annotated[Path, typer.Option("--model", help="ONNX file or artifact directory (a path on the board).")],
+    upload: Annotated[bool, typer.Option("--upload", help="Upload the local .onnx file instead.")] = False,
+    inferences: Annotated[int, typer.Option("--inferences", min=1, help="Timed inferences.")] = 50,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed warm-up inferences.")] = 5,
+    period_ms: Annotated[float | None, typer.Option("--period-ms", help="Release one request every P ms.")] = None,
+    deadline_ms: Annotated[float | None, typer.Option("--deadline-ms", help="Count responses later than D ms.")] = None,
+    level: Annotated[str | None, typer.Option("--level", help="Profile level to run at (name or index).")] = None,
+    pattern_set: Annotated[str | None, typer.Option("--pattern-set", help="Pattern set to switch to.")] = None,
+    holder: Annotated[str, typer.Option("--holder", help="Lease holder name.")] = "testbed-cli",
+    token_file: TokenFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Load a model on the agent and measure a window: latency statistics and energy."""
+    from testbed.agent.client import AgentClient, read_token
+
+    with AgentClient(url, read_token(token_file)) as client, client.lease(holder):
+        loaded = client.upload_model(model) if upload else client.load_model(str(model))
+        result = client.measure(
+            loaded["model_id"],
+            inferences=inferences,
+            warmup=warmup,
+            period_ms=period_ms,
+            deadline_ms=deadline_ms,
+            level=level,
+            pattern_set=pattern_set,
+        )
+    if json_out:
+        print_json(result)
+        return
+    _print_measurement(result)
+
+
+def _print_measurement(r: dict[str, Any]) -> None:
+    lat = r["latency"]
+    console.print(
+        f"pattern set {r['pattern_set']}: {lat['count']} inferences, p50 {lat['p50_ms']:.2f} ms, "
+        f"p90 {lat['p90_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms, max {lat['max_ms']:.2f} ms",
+        highlight=False,
+    )
+    if lat["deadline_ms"] is not None:
+        console.print(f"deadline {lat['deadline_ms']} ms: {lat['deadline_misses']} misses", highlight=False)
+    e = r.get("energy")
+    if e:
+        console.print(
+            f"energy {e['energy_j']:.4f} J over {e['duration_s']:.3f} s "
+            f"({e['energy_method']}, {e['samples']} samples), "
+            f"mean {e['mean_power_w']:.3f} W; {r['energy_per_inference_j']:.5f} J per inference",
+            highlight=False,
+        )
+        if not e["complete"]:
+            warn("the meter window is incomplete: " + "; ".join(e.get("events", [])))
+    if r["throttled_during"]:
+        warn("the board was throttled during the window; discard this measurement")
+    if r["frequency_changed_during"]:
+        warn("the frequency changed during the window")

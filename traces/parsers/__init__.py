@@ -1,0 +1,6 @@
+"""Parsers from real sources into the testbed's trace formats.
+
+Each parser reads one kind of source file and returns a trace object of :mod:`traces.dvfs`,
+:mod:`traces.battery` or :mod:`traces.power`; every problem is a :class:`~devices.errors.ParseError`
+naming the file, the line and what is wrong.
+"""

@@ -10,9 +10,10 @@ list) and integrates only what lies inside ``[t_start_ns, t_end_ns]``:
   counter difference between the edges (each edge interpolated between its two neighbouring samples)
   is computed too. It is used as the window's energy when the counter's resolution is fine enough for
   the window (quantisation ≤ :data:`COUNTER_MAX_RELATIVE_ERROR` of the energy); otherwise trapezoids are.
-* **Gaps.** An interval between samples longer than ``gap_ns`` (a stall or a disconnect) is counted as a
-  gap; ``coverage`` is the fraction of the window not in gaps. Before the first and after the last sample
-  the power is held (zero-order) and that stretch counts as a gap when longer than ``gap_ns``.
+* **Gaps.** An interval between samples longer than ``gap_ns``, or one during which a fault (stall,
+  disconnect) was reported, is counted as a gap; ``coverage`` is the fraction of the window not in
+  gaps. Before the first and after the last sample the power is held (zero-order) and that stretch
+  counts as a gap when longer than ``gap_ns``.
 
 Mean voltage and current are time-weighted over the window when every sample reports them.
 Units: ns in, J / W / V / A / s out. Nothing here reads a clock.
@@ -102,6 +103,7 @@ class WindowIntegrator:
         #: No sample precedes the window start, so its leading edge cannot be interpolated.
         self.lead_missing = prev is None
         self.first_inside: Sample | None = None
+        self.first_fed: Sample | None = None
         self._energy = 0.0
         self._volt_int = 0.0
         self._curr_int = 0.0
@@ -114,6 +116,7 @@ class WindowIntegrator:
         self._min: float | None = None
         self.events: list[str] = []
         self._faults = 0
+        self._fault_pending = False
         if prev is not None and prev.t_ns >= t_start_ns:
             self._count(prev)
 
@@ -133,6 +136,8 @@ class WindowIntegrator:
         """Attach an event; a ``fault`` (stall, disconnect, error) makes the window incomplete."""
         self.events.append(message)
         self._faults += int(fault)
+        # The interval from the last sample to the next one spans the fault: it counts as a gap.
+        self._fault_pending = self._fault_pending or fault
 
     def _extreme(self, p: float) -> None:
         self._peak = p if self._peak is None else max(self._peak, p)
@@ -154,6 +159,8 @@ class WindowIntegrator:
             self._count(s)
         if a is None:
             self.prev = s
+            if self.first_fed is None:
+                self.first_fed = s
             return
         lo = max(a.t_ns, self.t_start_ns)
         hi = min(s.t_ns, end)
@@ -186,8 +193,9 @@ class WindowIntegrator:
                 e_lo = _lerp(lo, a.t_ns, s.t_ns, a.energy_j, s.energy_j)
                 e_hi = _lerp(hi_i, a.t_ns, s.t_ns, a.energy_j, s.energy_j)
                 self._counter += e_hi - e_lo
-            if s.t_ns - a.t_ns > self.gap_ns:
+            if s.t_ns - a.t_ns > self.gap_ns or self._fault_pending:
                 self._gap += hi_i - lo
+            self._fault_pending = False
         self.prev = s
 
     # -- result -------------------------------------------------------------------------------------
@@ -205,14 +213,16 @@ class WindowIntegrator:
         counter_ok = self._counter_ok
         events = list(self.events)
         last = self.prev
-        first = self.first_inside
         # Leading stretch with no sample before it: hold the first sample inside the window.
-        if self.lead_missing and first is not None and first.t_ns > t0:
-            lead = min(first.t_ns, t1) - t0
-            energy += first.power_w * lead / 1e9
-            if first.voltage_v is not None and first.current_a is not None:
-                volt_int += first.voltage_v * lead / 1e9
-                curr_int += first.current_a * lead / 1e9
+        head = self.first_fed
+        if self.lead_missing and head is not None and head.t_ns > t0:
+            lead = min(head.t_ns, t1) - t0
+            energy += head.power_w * lead / 1e9
+            if head.voltage_v is not None and head.current_a is not None:
+                volt_int += head.voltage_v * lead / 1e9
+                curr_int += head.current_a * lead / 1e9
+            if self.first_inside is None:
+                self._extreme(head.power_w)
             if lead > self.gap_ns:
                 gap += lead
                 events.append(f"no sample in the first {lead / 1e9:.3f} s of the window")
@@ -224,7 +234,7 @@ class WindowIntegrator:
             if last.voltage_v is not None and last.current_a is not None:
                 volt_int += last.voltage_v * tail / 1e9
                 curr_int += last.current_a * tail / 1e9
-            if tail > self.gap_ns:
+            if tail > self.gap_ns or self._fault_pending:
                 gap += tail
                 events.append(f"no sample in the last {tail / 1e9:.3f} s of the window")
             counter_ok = False

@@ -10,10 +10,14 @@ Recognised line layouts (comma, semicolon, tab or space separated):
   ``mA``, ``current``) and a voltage column (``busV``, ``bus_V``, ``voltage``, ``V``…), e.g.
   ``ms,busV,mA,mW``.
 
-Banners, headers and partial lines are not data: :meth:`InaLineParser.parse` returns ``None`` for them
-and counts them. Power is ``power_mW`` when the sketch prints it (the INA's power register: bus
-voltage × current), else bus voltage × current — the power delivered to the device under test, which
-sits on the bus (IN−) side of the shunt. Never raises.
+The first data line (or a header) fixes the layout for the rest of the stream, so a partial line with
+fewer fields is never read as another layout; a layout that stops fitting (a header that arrived cut
+short) is re-inferred after :data:`RELAYOUT_AFTER` consistent lines. Banners, headers and partial
+lines are not data: :meth:`InaLineParser.parse` returns ``None`` for them and counts them.
+
+Power is ``power_mW`` when the sketch prints it (the INA's power register: bus voltage × current),
+else bus voltage × current — the power delivered to the device under test, which sits on the bus
+(IN−) side of the shunt. Never raises.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ _ALIASES = {
     "power_mw": ("power_mw", "powermw", "mw", "power"),
 }  # fmt: skip
 _LOOKUP = {alias: field for field, names in _ALIASES.items() for alias in names}
+
+#: Consecutive numeric lines of another field count after which the layout is re-inferred.
+RELAYOUT_AFTER = 3
 
 _DEFAULT_LAYOUTS: dict[int, tuple[str, ...]] = {
     5: ("millis", "bus_v", "shunt_mv", "load_v", "current_ma"),
@@ -63,6 +70,8 @@ class InaLineParser:
     def __init__(self) -> None:
         self.layout: tuple[str, ...] | None = None
         self.skipped = 0
+        self.relayouts = 0
+        self._mismatch = (0, 0)  # (field count, consecutive lines) not fitting the layout
 
     def parse(self, line: str) -> InaRecord | None:
         """The record on ``line`` or ``None`` (banner, header, partial or garbled line)."""
@@ -82,9 +91,13 @@ class InaLineParser:
                 return None
             values.append(x)
         layout = self.layout if self.layout is not None else _DEFAULT_LAYOUTS.get(len(values))
+        if layout is not None and len(layout) != len(values):
+            layout = self._relayout(len(values))
         if layout is None or len(layout) != len(values):
-            self.skipped += 1
+            self.skipped += 1  # includes a partial line once the stream's layout is known
             return None
+        self.layout = layout
+        self._mismatch = (0, 0)
         rec = dict(zip(layout, values, strict=True))
         if "current_ma" not in rec or ("bus_v" not in rec and "load_v" not in rec):
             self.skipped += 1
@@ -104,6 +117,16 @@ class InaLineParser:
             self.skipped += 1
             return None
         return InaRecord(millis, voltage_v, current_a, power_w)
+
+    def _relayout(self, n_fields: int) -> tuple[str, ...] | None:
+        """After :data:`RELAYOUT_AFTER` consistent lines that do not fit the layout (it came from a
+        partial header, or the sketch changed), switch to the default layout for their field count."""
+        count = self._mismatch[1] + 1 if self._mismatch[0] == n_fields else 1
+        self._mismatch = (n_fields, count)
+        if count >= RELAYOUT_AFTER and n_fields in _DEFAULT_LAYOUTS:
+            self.relayouts += 1
+            return _DEFAULT_LAYOUTS[n_fields]
+        return self.layout
 
     def _maybe_header(self, fields: list[str]) -> None:
         names = [_LOOKUP.get(_norm(f)) for f in fields]

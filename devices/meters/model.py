@@ -5,8 +5,9 @@ frequency of each policy (``scaling_cur_freq`` under the sysfs root; a policy mi
 its highest step and noted) and the CPU utilisation: by default ``psutil.cpu_percent(percpu=True)``
 over each poll interval, or an ``activity`` callable passed to :func:`~devices.meters.registry.open_meter`
 that returns per-CPU utilisation (0..1) from the workload itself (e.g. 1.0 on the cores running an
-inference). CPUs of the profile that the host lacks (emulating a 4-core Pi on 2 cores) get the host's
-mean utilisation. The GPU term of Jetson profiles is not modelled yet.
+inference; CPUs it does not name are idle). With psutil, CPUs of the profile that the host lacks
+(emulating a 4-core Pi on 2 cores) get the host's mean utilisation. The GPU term of Jetson profiles
+is not modelled yet.
 
 URI: ``model://rpi4`` or ``model://path/to/profile.toml``; ``rate_hz`` (default 10). The result is an
 estimate — its accuracy is only as good as the profile's calibration (``testbed meter calibrate``).
@@ -104,7 +105,9 @@ class ModelMeter(PowerMeter):
         """Per-CPU utilisation for every CPU of the profile (host mean for CPUs the host lacks)."""
         assert self._activity is not None
         raw = dict(self._activity())
-        mean = sum(raw.values()) / len(raw) if raw else 0.0
+        # psutil on a host with fewer CPUs than the board: spread the host's mean load; a workload's own
+        # activity means exactly what it says (a CPU it does not name is idle).
+        mean = sum(raw.values()) / len(raw) if raw and self._activity_given is None else 0.0
         out: dict[int, float] = {}
         for pol in self.profile.policies:
             for c in pol.cpus:

@@ -110,6 +110,7 @@ class RaplMeter(PowerMeter):
         self.domains: list[RaplDomain] = []
         self._counters: list[RaplCounter] = []
         self._last: tuple[int, int] | None = None  # (t_ns, total µJ)
+        self._power: float | None = None
 
     @classmethod
     def from_uri(cls, parsed: MeterURI, *, sysfs_root: Path, clock: Clock, **options: Any) -> RaplMeter:
@@ -154,8 +155,12 @@ class RaplMeter(PowerMeter):
         total = self._read_total()
         t_prev, e_prev = self._last
         dt = (t - t_prev) / 1e9
+        if dt < 0.25 * (self.poll_period_s or 0.0) and self._power is not None:
+            # Too soon after the last reading for a meaningful rate (µJ steps): keep the last power.
+            return Sample(t, self._power, energy_j=total / 1e6)
         power = (total - e_prev) / 1e6 / dt if dt > 0 else 0.0
         self._last = (t, total)
+        self._power = power
         return Sample(t, power, energy_j=total / 1e6)
 
     @property

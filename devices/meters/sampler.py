@@ -124,7 +124,7 @@ class Sampler:
     def _run(self) -> None:
         period = self.meter.poll_period_s
         period_ns = round(period * 1e9) if period else 0
-        next_t = self.clock()
+        next_t = self.clock() + period_ns  # polled meters: the first reading one period after opening
         while not self._stop.is_set() and not self.exhausted:
             if period_ns:
                 now = self.clock()

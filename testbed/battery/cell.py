@@ -110,7 +110,9 @@ class Cell:
 
 
 def _line_of(text: str, key: str) -> int | None:
-    m = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.MULTILINE)
+    """The first line of ``text`` that assigns ``key`` (or, for ``[[table]]``, that opens it)."""
+    pattern = rf"^[ \t]*{re.escape(key)}[ \t]*$" if key.startswith("[") else rf"^[ \t]*{re.escape(key)}[ \t]*="
+    m = re.search(pattern, text, re.MULTILINE)
     return text[: m.start()].count("\n") + 1 if m else None
 
 
@@ -188,8 +190,9 @@ def parse_cell(text: str, path: str, default_name: str = "cell") -> Cell:
             raise ParseError(path, None, "each [[rc]] must be a table with r_ohm and c_f")
         r = _num(item, "r_ohm", path, text)
         c = _num(item, "c_f", path, text)
-        if r <= 0 or c <= 0:
-            raise ParseError(path, _line_of(text, "r_ohm"), f"rc r_ohm and c_f must be positive, got {r}, {c}")
+        for key, value in (("r_ohm", r), ("c_f", c)):
+            if value <= 0:
+                raise ParseError(path, _line_of(text, key), f"rc {key} must be positive, got {value}")
         pairs.append(RcPair(r, c))
     sources = data.get("sources", {})
     if not isinstance(sources, dict):

@@ -7,7 +7,8 @@ reaches or beats the ideal 1/(1−s) once a group has ≥ 32 rows. So a pruned w
 * ``rows``: the output rows with any kept weight (rows that are entirely pruned are not computed);
 * G groups of ``h`` consecutive kept rows; per group the union of its kept columns, padded to the group
   maximum ``k`` with index 0 and zero weights: ``cols`` [G, k] and ``weight`` [G, h, k];
-* y[:, rows] = bmm(weight, gather(xᵀ, cols)) + bias[rows]; the other rows get the bias only.
+* yᵀ[rows] = baddbmm(bias[rows], weight, gather(xᵀ, cols)); the other rows get the bias only. The result is
+  returned as a transposed view, so chained packed layers skip the transposes (feature-major hand-off).
 
 The group height is chosen per weight by a cost model, G·k·(h + 8) (padded multiply-adds plus the gather,
 which costs about as much as 8 rows of GEMM per gathered column), over heights from the whole weight down
@@ -93,6 +94,7 @@ class PackedLinear(nn.Module):
     rows: Tensor
     bias: Tensor
     bias_kept: Tensor
+    bias_rows: Tensor
     packed: Tensor
     cols: Tensor
 
@@ -116,6 +118,7 @@ class PackedLinear(nn.Module):
         if p.n_rows_kept == 0:
             self.register_buffer("packed", torch.zeros(0, 0, 0))
             self.register_buffer("cols", torch.zeros(0, dtype=torch.long))
+            self.register_buffer("bias_rows", torch.zeros(0, 0, 1))
             return
         m = mask.bool()[rows]
         wr = w[rows]
@@ -130,6 +133,7 @@ class PackedLinear(nn.Module):
             c = m3[gi].any(0).nonzero().flatten()
             cols[gi, : c.numel()] = c
             packed[gi, :, : c.numel()] = w3[gi][:, c]
+        self.register_buffer("bias_rows", F.pad(self.bias_kept, (0, g * h - p.n_rows_kept)).view(g, h, 1).clone())
         if self.dense_rows:
             self.register_buffer("packed", packed[0, : p.n_rows_kept].contiguous())  # [n_kept, in]
             self.register_buffer("cols", torch.zeros(0, dtype=torch.long))
@@ -138,28 +142,34 @@ class PackedLinear(nn.Module):
             self.register_buffer("cols", cols.flatten().contiguous())  # [G·k]
 
     def _compute(self, x2: Tensor) -> Tensor:
-        """Kept-row outputs [N, n_kept] without bias."""
+        """Kept-row outputs [N, n_kept] with their bias (possibly a transposed view, see ``forward``)."""
         p = self.plan
         if self.dense_rows:
-            return F.linear(x2, self.packed)
+            return F.linear(x2, self.packed, self.bias_kept)
         n = x2.shape[0]
         g, h, k = p.groups, p.group_rows, p.cols_per_group
         if g == 1:
-            y = F.linear(x2.index_select(1, self.cols), self.packed[0])
-        elif n < SMALL_BATCH_TOKENS:
+            return F.linear(x2.index_select(1, self.cols), self.packed[0], self.bias_kept)
+        xt = x2.t()
+        if n < SMALL_BATCH_TOKENS and not xt.is_contiguous():
             xg = x2.index_select(1, self.cols).view(n, g, k).transpose(0, 1)  # [G, N, k]
-            y = torch.bmm(xg, self.packed.transpose(1, 2)).transpose(0, 1).reshape(n, g * h)
-        else:
-            xg = x2.t().contiguous().index_select(0, self.cols).view(g, k, -1)  # [G, k, N]
-            y = torch.bmm(self.packed, xg).view(g * h, -1).t()
-        return y[:, : p.n_rows_kept] if g * h != p.n_rows_kept else y
+            y = torch.baddbmm(self.bias_rows.transpose(1, 2), xg, self.packed.transpose(1, 2))  # [G, N, h]
+            y = y.transpose(0, 1).reshape(n, g * h)
+            return y[:, : p.n_rows_kept] if g * h != p.n_rows_kept else y
+        # Feature-major: gather rows of xᵀ, one batched GEMM with the bias fused, and hand back yᵀ's
+        # transpose as a view. A following PackedLinear then gets its xᵀ for free (no copy).
+        xg = xt.contiguous().index_select(0, self.cols).view(g, k, -1)  # [G, k, N]
+        y = torch.baddbmm(self.bias_rows, self.packed, xg).view(g * h, -1)  # [G·h, N]
+        return (y[: p.n_rows_kept] if g * h != p.n_rows_kept else y).t()
 
     def forward(self, x: Tensor) -> Tensor:
+        """Output [..., out]. For ≥ 8 tokens it may be a transposed (feature-major) view of contiguous
+        memory; every torch op accepts it, and a following PackedLinear reads it without a copy."""
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
         if self.plan.n_rows_kept == 0:
             return self.bias.expand(*lead, self.out_features)
-        y = self._compute(x2) + self.bias_kept
+        y = self._compute(x2)
         if not self.all_rows:
             full = self.bias.expand(x2.shape[0], self.out_features).clone()
             y = full.index_copy(1, self.rows, y)

@@ -11,10 +11,9 @@ Every problem raises :class:`~devices.errors.ParseError` naming the file, the li
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,26 +100,34 @@ def read_table(path: str | os.PathLike[str], text: str | None = None) -> Table:
     header_line = 0
     rows: list[list[str]] = []
     lines: list[int] = []
-    reader = csv.reader(io.StringIO(text))
-    try:
-        for fields in reader:
-            lineno = reader.line_num
-            if not fields or all(not f.strip() for f in fields):
+    at = [0]  # number of the physical line the CSV reader is on
+
+    def data_lines() -> Iterator[str]:
+        """Non-blank, non-comment lines for the CSV reader; comments are read here, never as CSV."""
+        nonlocal kind, version
+        for number, line in enumerate(text.split("\n"), start=1):
+            at[0] = number
+            stripped = line.strip()
+            if not stripped:
                 continue
-            first = fields[0].lstrip()
-            if first.startswith("#"):
-                comment = ",".join(fields).lstrip()[1:]
-                k, v, m = parse_meta_comment(comment)
+            if stripped.startswith("#"):
+                k, v, m = parse_meta_comment(stripped[1:])
                 if k is not None and kind is None:
                     kind, version = k, v
                 for key in m:
-                    meta_lines[key] = lineno
+                    meta_lines[key] = number
                 meta.update(m)
                 continue
+            yield line.rstrip("\r")
+
+    reader = csv.reader(data_lines(), strict=True)
+    try:
+        for fields in reader:
+            lineno = at[0]
             if columns is None:
                 columns = [f.strip() for f in fields]
                 header_line = lineno
-                if len(set(c.lower() for c in columns)) != len(columns):
+                if len({c.lower() for c in columns}) != len(columns):
                     raise ParseError(name, lineno, f"duplicate column names in header {columns}")
                 continue
             if len(fields) != len(columns):
@@ -130,7 +137,7 @@ def read_table(path: str | os.PathLike[str], text: str | None = None) -> Table:
             rows.append(fields)
             lines.append(lineno)
     except csv.Error as exc:
-        raise ParseError(name, reader.line_num or None, f"malformed CSV: {exc}") from None
+        raise ParseError(name, at[0] or None, f"malformed CSV: {exc}") from None
     if columns is None:
         raise ParseError(name, None, "no header line: the file is empty or holds only comments")
     return Table(name, kind, version, meta, columns, rows, lines, header_line, meta_lines)

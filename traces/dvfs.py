@@ -20,6 +20,7 @@ import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from devices.errors import BadInputError, ParseError
 from traces.csvio import check_time, format_number, parse_number, read_table, require_column, write_rows
@@ -28,8 +29,7 @@ from traces.domains import DomainMap, parse_domains
 KIND = "dvfs_trace"
 
 
-@dataclass(frozen=True)
-class DvfsEvent:
+class DvfsEvent(NamedTuple):
     """From ``t_s`` on, ``domain`` runs at ``freq_khz`` (until its next event)."""
 
     t_s: float

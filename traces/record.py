@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from devices.cpufreq import list_policies
+from devices.devfreq import find_gpu
 from devices.errors import BadInputError
 from devices.sysfs import Sysfs
 from traces.battery import battery_header, battery_row
@@ -128,12 +129,15 @@ def record_dvfs(
     source: str = "scaling_cur_freq",
     clock: Clock | None = None,
     on_sample: OnSample | None = None,
+    gpu: bool = False,
 ) -> RecordResult:
     """Poll every cpufreq policy's frequency and write a DVFS trace (one row per change).
 
     ``source`` is ``scaling_cur_freq`` (the kernel's last request, readable by anyone) or
-    ``cpuinfo_cur_freq`` (the hardware clock; root-only on real kernels). A policy whose file cannot
-    be read in a sample is skipped for that sample.
+    ``cpuinfo_cur_freq`` (the hardware clock; root-only on real kernels). With ``gpu``, the GPU's
+    devfreq ``cur_freq`` (Hz) is recorded too, as domain ``gpu`` in kHz. A domain whose file cannot be
+    read in a sample is skipped for that sample. Raises :class:`BadInputError` when ``gpu`` is asked
+    for on a board without a GPU devfreq device.
     """
     _check_schedule(period_s, duration_s, max_samples)
     if source not in DVFS_SOURCES:
@@ -141,25 +145,38 @@ def record_dvfs(
     policies = list_policies(sysfs)
     if not policies:
         raise BadInputError(f"{sysfs.path('sys/devices/system/cpu/cpufreq')}: no cpufreq policies")
-    domains = DomainMap({p.name: tuple(p.cpus) for p in policies})
+    reads: list[tuple[str, str, int]] = [(p.name, f"{p.dir}/{source}", 1) for p in policies]
+    extra = ""
+    spans = {p.name: tuple(p.cpus) for p in policies}
+    if gpu:
+        dev = find_gpu(sysfs)
+        if dev is None:
+            raise BadInputError(f"{sysfs.path('sys/class/devfreq')}: no GPU devfreq device on this board")
+        reads.append(("gpu", f"{dev.dir}/cur_freq", 1000))
+        spans["gpu"] = ()
+        extra = f"; gpu_device={dev.name}"
+    domains = DomainMap(spans)
     clock = clock or MonotonicClock()
     current: dict[str, int] = {}
     rows = 0
     with _open(out) as fh:
         fh.write(
             f"# dvfs_trace v1; semantics=zero_order_hold; domains: {domains.to_text()}; source=record-dvfs; "
-            f"sampled={source}; period_s={format_number(period_s)}\n"
+            f"sampled={source}; period_s={format_number(period_s)}{extra}\n"
         )
         fh.write("t_s,domain,freq_khz\n")
 
         def take(t: float) -> None:
             nonlocal rows
-            for p in policies:
-                khz = sysfs.read_int_optional(f"{p.dir}/{source}")
-                if khz is None or khz <= 0 or current.get(p.name) == khz:
+            for name, path, divisor in reads:
+                value = sysfs.read_int_optional(path)
+                if value is None or value <= 0:
                     continue
-                current[p.name] = khz
-                fh.write(f"{format_number(t)},{p.name},{khz}\n")
+                khz = round(value / divisor)
+                if current.get(name) == khz:
+                    continue
+                current[name] = khz
+                fh.write(f"{format_number(t)},{name},{khz}\n")
                 rows += 1
             fh.flush()
 

@@ -121,7 +121,7 @@ def bench_pybamm(quick: bool) -> dict[str, Any]:
     cases: dict[str, PowerTrace] = {"constant_2w": constant_power(2.0)}
     if not quick:
         cases["bursts_10s_holds"] = PowerTrace(
-            np.arange(0.0, 600.0, 10.0), np.where(np.arange(60) % 3 == 0, 4.0, 1.0), duration_s=600.0
+            np.arange(0.0, 600.0, 10.0), np.where(np.arange(60) % 3 == 0, 2.5, 1.0), duration_s=600.0
         )
     for name, trace in cases.items():
         r = crosscheck(cell, trace)

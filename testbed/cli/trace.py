@@ -164,6 +164,7 @@ def record_dvfs_cmd(
     source: Annotated[
         str, typer.Option("--source", help="scaling_cur_freq (request) or cpuinfo_cur_freq (hardware, root).")
     ] = "scaling_cur_freq",
+    gpu: Annotated[bool, typer.Option("--gpu", help="Also record the GPU's devfreq clock (domain 'gpu').")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Poll every cpufreq policy at --period-s and write one row per frequency change (Ctrl-C stops)."""
@@ -174,7 +175,7 @@ def record_dvfs_cmd(
     result = _progress_run(
         _total(period_s, duration_s, samples),
         "recording DVFS",
-        lambda cb: record_dvfs(sysfs, out, period_s, duration_s, samples, source=source, on_sample=cb),
+        lambda cb: record_dvfs(sysfs, out, period_s, duration_s, samples, source=source, on_sample=cb, gpu=gpu),
     )
     _report(result, json_out)
 

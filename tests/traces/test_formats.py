@@ -125,6 +125,12 @@ def test_units():
 # ---- power traces -------------------------------------------------------------------------------
 
 
+def test_comments_are_never_read_as_csv(write):
+    p = read_power(write("p.csv", '#a,"unbalanced quote\nt_s,power_w\n# mid, "x\n0,1\n1,2\n# duration_s=3\n'))
+    assert p.power_w.tolist() == [1.0, 2.0]
+    assert p.period_s == 3.0
+
+
 def test_power_period_and_energy(write):
     p = read_power(write("p.csv", "t_s,power_w\n0,1\n1,3\n"))
     assert p.period_s == 2.0  # the last hold lasts as long as the one before

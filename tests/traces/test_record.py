@@ -160,3 +160,29 @@ def test_record_cli_on_emulated_board(make_board, tmp_path, cli):
     assert read_battery(tmp_path / "b.csv").current_a.tolist() == [1.0, 1.0]
     r = cli("trace", "record-dvfs", "--sysfs-root", tmp_path / "bat", "--out", out, "--samples", "1")
     assert r.code == 2 and "no cpufreq directory" in r.err
+
+
+def test_record_dvfs_with_gpu_devfreq(make_board, tmp_path):
+    from devices.devfreq import find_gpu
+
+    kernel = make_board("jetson-nano")
+    sysfs = kernel.sysfs()
+    gpu = find_gpu(sysfs)
+    assert gpu is not None
+    low, high = gpu.available_hz[0], gpu.available_hz[-1]
+    gpu.set_frequency(high)
+
+    def on_sample(k: int, t: float) -> None:
+        if k == 1:
+            gpu.set_frequency(low)
+
+    out = tmp_path / "d.csv"
+    record_dvfs(sysfs, out, period_s=1.0, max_samples=3, clock=SimClock(), on_sample=on_sample, gpu=True)
+    d = read_dvfs(out)
+    assert [e for e in d.events if e.domain == "gpu"] == [
+        DvfsEvent(0.0, "gpu", round(high / 1000)),
+        DvfsEvent(1.0, "gpu", round(low / 1000)),
+    ]
+    assert d.meta["gpu_device"] == gpu.name
+    with pytest.raises(BadInputError, match="no GPU devfreq"):
+        record_dvfs(make_board("rpi4").sysfs(), out, period_s=1.0, max_samples=1, clock=SimClock(), gpu=True)

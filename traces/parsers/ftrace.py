@@ -48,7 +48,9 @@ def parse_ftrace(path: str | os.PathLike[str], domains: DomainMap | None = None)
     last_ts: float | None = None
     first_ts: float | None = None
     for lineno, line in enumerate(text.splitlines(), start=1):
-        if "cpu_frequency" not in line or line.lstrip().startswith("#"):
+        if line.lstrip().startswith("#"):
+            continue
+        if "cpu_frequency" not in line:
             m = _EVENT.match(line) if "]" in line and ":" in line else None
             if m is not None:  # any event line advances the observed end of the trace
                 ts = float(m.group("ts"))

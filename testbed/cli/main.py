@@ -19,6 +19,7 @@ from testbed.cli import battery as battery_cmd
 from testbed.cli import board as board_cmd
 from testbed.cli import trace as trace_cmd
 from testbed.cli import meter as meter_cmd
+from testbed.cli import rt3 as rt3_cmd
 
 app = typer.Typer(
     name="testbed",
@@ -32,6 +33,7 @@ app.add_typer(trace_cmd.app, name="trace")
 app.add_typer(battery_cmd.app, name="battery")
 app.add_typer(agent_cmd.app, name="agent")
 app.add_typer(meter_cmd.app, name="meter")
+app.add_typer(rt3_cmd.app, name="rt3")
 
 
 @app.command("version")

@@ -2,74 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from testbed.agent.launch import LocalAgent, start_local_agent
 
-@dataclass
-class AgentProc:
-    url: str
-    token: str
-    root: Path
-    state_dir: Path
-    proc: subprocess.Popen[str]
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout=30)
+AgentProc = LocalAgent
 
 
-def start_agent(tmp_path: Path, *extra: str, profile: str = "rpi4") -> AgentProc:
-    state_dir = tmp_path / "state"
-    root = tmp_path / f"emulated-{profile}"
-    token_file = tmp_path / "token"
-    env = {**os.environ, "TESTBED_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "testbed",
-            "agent",
-            "serve",
-            "--port",
-            "0",
-            "--emulate",
-            profile,
-            "--sysfs-root",
-            str(root),
-            "--token-file",
-            str(token_file),
-            "--threads",
-            "1",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    url = None
-    for _ in range(5):
-        line = proc.stdout.readline()
-        m = re.search(r"listening on (http://\S+)", line)
-        if m:
-            url = m.group(1)
-            break
-    if url is None:
-        proc.kill()
-        raise AssertionError(f"agent did not start: {proc.stderr.read() if proc.stderr else ''}")
-    return AgentProc(url, token_file.read_text().strip(), root, state_dir, proc)
+def start_agent(tmp_path: Path, *extra: str, profile: str = "rpi4") -> LocalAgent:
+    return start_local_agent(tmp_path, profile, *extra)
 
 
 @pytest.fixture

@@ -88,6 +88,11 @@ def convert(
 
         if column_map is None:
             raise BadInputError("--from csv needs --map (e.g. --map 't_s=Time,voltage_v=V,current_a=I')")
+        if kind == "battery" and sign == "auto":
+            raise BadInputError(
+                "--from csv --kind battery needs the source's current sign: --sign discharge_positive "
+                "or --sign charge_positive (BatteryArchive, Linux and Android count charging as positive)"
+            )
         trace = parse_generic_csv(file, column_map, kind=kind, sign="discharge_positive" if sign == "auto" else sign)
     if isinstance(trace, DvfsTrace):
         write_dvfs(trace, out)

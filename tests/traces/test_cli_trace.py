@@ -127,3 +127,17 @@ def test_usage_errors_exit_2(cli, tmp_path):
     assert r.code == 2 and "needs --map" in r.err
     r = cli("trace", "convert", src, "--from", "ftrace", "--domains", "p0=x", "--out", tmp_path / "o.csv")
     assert r.code == 2 and "bad CPU list" in r.err
+    r = cli("trace", "convert", src, "--from", "csv", "--map", "t_s=t", "--out", tmp_path / "o.csv")
+    assert r.code == 2 and "needs the source's current sign" in r.err
+
+
+def test_convert_generic_battery_csv(cli, write, tmp_path):
+    src = write("archive.csv", "Test_Time (s),Voltage (V),Current (A)\n10,4.0,-0.5\n11,3.9,-1.0\n")
+    out = tmp_path / "b.csv"
+    cmap = "t_s=Test_Time (s),voltage_v=Voltage (V),current_a=Current (A)"
+    r = cli("trace", "convert", src, "--from", "csv", "--map", cmap, "--sign", "charge_positive", "--out", out)
+    assert r.code == 0, r.err
+    b = read_battery(out)
+    assert b.t_s.tolist() == [0.0, 1.0]
+    assert b.current_a.tolist() == [0.5, 1.0]
+    assert b.power_w.tolist() == [2.0, 3.9]

@@ -92,30 +92,34 @@ def read_activity_csv(path: Path) -> list[ActivityRow]:
     if not path.is_file():
         raise BadInputError(f"{path}: file not found")
     rows: list[ActivityRow] = []
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if not header or header[0] != "t_ns":
-            raise ParseError(path, 1, "not an activity CSV: the header must start with t_ns")
-        for lineno, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ParseError(path, lineno, f"expected {len(header)} fields, found {len(row)}")
-            try:
-                t_ns = int(row[0])
-                freqs: dict[str, float] = {}
-                util: dict[int, float] = {}
-                for name, cell in zip(header[2:], row[2:], strict=True):
-                    if cell == "":
-                        continue
-                    if name.endswith("_khz"):
-                        freqs[name[: -len("_khz")]] = float(cell)
-                    elif name.startswith("cpu") and name.endswith("_util"):
-                        util[int(name[3 : -len("_util")])] = float(cell)
-            except ValueError as exc:
-                raise ParseError(path, lineno, f"not a number: {exc}") from None
-            if rows and t_ns <= rows[-1].t_ns:
-                raise ParseError(path, lineno, "time does not increase")
-            rows.append(ActivityRow(t_ns, freqs, util))
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+            table = list(csv.reader(fh))
+    except csv.Error as exc:
+        raise ParseError(path, None, f"not a CSV file: {exc}") from None
+    reader = iter(table)
+    header = next(reader, None)
+    if not header or header[0] != "t_ns":
+        raise ParseError(path, 1, "not an activity CSV: the header must start with t_ns")
+    for lineno, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise ParseError(path, lineno, f"expected {len(header)} fields, found {len(row)}")
+        try:
+            t_ns = int(row[0])
+            freqs: dict[str, float] = {}
+            util: dict[int, float] = {}
+            for name, cell in zip(header[2:], row[2:], strict=True):
+                if cell == "":
+                    continue
+                if name.endswith("_khz"):
+                    freqs[name[: -len("_khz")]] = float(cell)
+                elif name.startswith("cpu") and name.endswith("_util"):
+                    util[int(name[3 : -len("_util")])] = float(cell)
+        except ValueError as exc:
+            raise ParseError(path, lineno, f"not a number: {exc}") from None
+        if rows and t_ns <= rows[-1].t_ns:
+            raise ParseError(path, lineno, "time does not increase")
+        rows.append(ActivityRow(t_ns, freqs, util))
     return rows

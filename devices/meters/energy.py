@@ -8,8 +8,10 @@ list) and integrates only what lies inside ``[t_start_ns, t_end_ns]``:
   the part of a segment outside it.
 * **Counters.** Where every sample carries a cumulative ``energy_j`` counter (RAPL, the UM's mWh), the
   counter difference between the edges (each edge interpolated between its two neighbouring samples)
-  is computed too. It is used as the window's energy when the counter's resolution is fine enough for
-  the window (quantisation ≤ :data:`COUNTER_MAX_RELATIVE_ERROR` of the energy); otherwise trapezoids are.
+  is computed too. It is the window's energy when its quantisation (two steps) is at most
+  :data:`COUNTER_MAX_RELATIVE_ERROR` of the energy or smaller than the trapezoids' own uncertainty
+  (half the gap between left and right Riemann sums, ``trapezoid_error_bound_j``); otherwise
+  trapezoids are.
 * **Gaps.** An interval between samples longer than ``gap_ns``, or one during which a fault (stall,
   disconnect) was reported, is counted as a gap; ``coverage`` is the fraction of the window not in
   gaps. Before the first and after the last sample the power is held (zero-order) and that stretch
@@ -43,6 +45,8 @@ class WindowResult:
     energy_j: float
     energy_method: str  # "counter" or "trapezoid" (or "none" with no samples at all)
     trapezoid_energy_j: float
+    #: Half the difference of the left and right Riemann sums: how far trapezoids may be off (J).
+    trapezoid_error_bound_j: float
     counter_energy_j: float | None
     mean_power_w: float
     peak_power_w: float | None
@@ -105,6 +109,7 @@ class WindowIntegrator:
         self.first_inside: Sample | None = None
         self.first_fed: Sample | None = None
         self._energy = 0.0
+        self._trap_bound = 0.0  # half the left/right Riemann-sum difference: the trapezoids' uncertainty
         self._volt_int = 0.0
         self._curr_int = 0.0
         self._vi_ok = True
@@ -172,6 +177,7 @@ class WindowIntegrator:
             self._extreme(p_hi)
             dt_s = (hi_i - lo) / 1e9
             self._energy += 0.5 * (p_lo + p_hi) * dt_s
+            self._trap_bound += 0.5 * abs(p_hi - p_lo) * dt_s
             if None in (a.voltage_v, s.voltage_v, a.current_a, s.current_a):
                 self._vi_ok = False
             else:
@@ -250,7 +256,8 @@ class WindowIntegrator:
         if counter_energy is not None:
             assert self.counter_resolution_j is not None
             scale = max(abs(counter_energy), abs(energy))
-            if 2 * self.counter_resolution_j <= COUNTER_MAX_RELATIVE_ERROR * scale or energy == 0.0:
+            quantisation = 2 * self.counter_resolution_j
+            if quantisation <= max(COUNTER_MAX_RELATIVE_ERROR * scale, self._trap_bound) or energy == 0.0:
                 method, chosen = "counter", counter_energy
         coverage = 1.0 - gap / duration_ns if duration_ns > 0 else (1.0 if last is not None else 0.0)
         coverage = min(1.0, max(0.0, coverage))
@@ -263,6 +270,7 @@ class WindowIntegrator:
             energy_j=chosen,
             energy_method=method,
             trapezoid_energy_j=energy,
+            trapezoid_error_bound_j=self._trap_bound,
             counter_energy_j=counter_energy,
             mean_power_w=chosen / duration_s if duration_s > 0 else (last.power_w if last else 0.0),
             peak_power_w=self._peak,

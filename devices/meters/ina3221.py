@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devices.errors import BadInputError, PermissionDeniedError, UnsupportedError
+from devices.errors import BadInputError, UnsupportedError
 from devices.meters.base import Clock, MeterDisconnected, PowerMeter, raise_bad, rate_param
 from devices.meters.registry import MeterURI
 from devices.meters.samples import Sample
+from devices.meters.sysfs_poll import PolledFile
 from devices.sysfs import Sysfs
 
 JP4_GLOB = "sys/bus/i2c/drivers/ina3221x/*/iio:device*"
@@ -136,6 +137,7 @@ class Ina3221Meter(PowerMeter):
         self.nominal_period_s = self.poll_period_s
         self.rail: Rail | None = None
         self.rails: list[Rail] = []
+        self._files: list[PolledFile] = []
 
     @classmethod
     def from_uri(cls, parsed: MeterURI, *, sysfs_root: Path, clock: Clock, **options: Any) -> Ina3221Meter:
@@ -159,22 +161,28 @@ class Ina3221Meter(PowerMeter):
             self.poll_period_s = max(0.01, interval_ms / 1000.0) if interval_ms and interval_ms > 0 else 0.02
             self.nominal_period_s = self.poll_period_s
         self.notes = [f"rail {self.rail.label} ({self.rail.layout}); module power, not the carrier board"]
+        files = [self.rail.voltage_file, self.rail.current_file]
+        if self.rail.power_file:
+            files.append(self.rail.power_file)
+        self._files = [PolledFile(self.sysfs, f) for f in files]
         self.read()  # fail now on permissions rather than in the sampler
         self.is_open = True
 
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        self._files = []
+        self.is_open = False
+
     def read(self) -> Sample:
         rail = self.rail
-        if rail is None:
+        if rail is None or not self._files:
             raise MeterDisconnected("ina3221: not open")
         t = self.clock()
-        try:
-            mv = self.sysfs.read_int(rail.voltage_file)
-            ma = self.sysfs.read_int(rail.current_file)
-            mw = self.sysfs.read_int(rail.power_file) if rail.power_file else None
-        except PermissionDeniedError:
-            raise
-        except BadInputError as exc:  # the file vanished (driver unbound)
-            raise MeterDisconnected(f"ina3221 rail {rail.label}: {exc}") from None
+        files = self._files
+        mv = files[0].read_int()
+        ma = files[1].read_int()
+        mw = files[2].read_int() if len(files) > 2 else None
         voltage_v = mv / 1000.0
         current_a = ma / 1000.0
         power_w = mw / 1000.0 if mw is not None else voltage_v * current_a

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devices.errors import BadInputError, PermissionDeniedError, UnsupportedError
+from devices.errors import BadInputError, UnsupportedError
 from devices.meters.base import Clock, MeterDisconnected, PowerMeter, raise_bad, rate_param
 from devices.meters.registry import MeterURI
 from devices.meters.samples import Sample
+from devices.meters.sysfs_poll import PolledFile
 from devices.sysfs import Sysfs
 
 POWERCAP = "sys/class/powercap"
@@ -111,6 +112,7 @@ class RaplMeter(PowerMeter):
         self._counters: list[RaplCounter] = []
         self._last: tuple[int, int] | None = None  # (t_ns, total µJ)
         self._power: float | None = None
+        self._files: list[PolledFile] = []
 
     @classmethod
     def from_uri(cls, parsed: MeterURI, *, sysfs_root: Path, clock: Clock, **options: Any) -> RaplMeter:
@@ -132,24 +134,25 @@ class RaplMeter(PowerMeter):
         keep = self._counters if len(self._counters) == len(self.domains) else None
         self._counters = keep or [RaplCounter(d.max_range_uj) for d in self.domains]
         self.notes = ["domains: " + ", ".join(f"{d.name} ({d.path.rsplit('/', 1)[-1]})" for d in self.domains)]
+        self._files = [PolledFile(self.sysfs, f"{d.path}/energy_uj") for d in self.domains]
         total = self._read_total()  # raises PermissionDeniedError now, not in the sampler
         self._last = (self.clock(), total)
         self.is_open = True
 
     def _read_total(self) -> int:
         total = 0
-        for dom, ctr in zip(self.domains, self._counters, strict=True):
-            try:
-                raw = self.sysfs.read_int(f"{dom.path}/energy_uj")
-            except PermissionDeniedError:
-                raise
-            except BadInputError as exc:
-                raise MeterDisconnected(f"rapl {dom.name}: {exc}") from None
-            total += ctr.update(raw)
+        for f, ctr in zip(self._files, self._counters, strict=True):
+            total += ctr.update(f.read_int())
         return total
 
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        self._files = []
+        self.is_open = False
+
     def read(self) -> Sample:
-        if self._last is None:
+        if self._last is None or not self._files:
             raise MeterDisconnected("rapl: not open")
         t = self.clock()
         total = self._read_total()

@@ -78,7 +78,11 @@ class Sampler:
         meter.event_sink = self._on_event
 
     def _real_sleep(self, seconds: float) -> None:
-        self._stop.wait(seconds)
+        # A plain sleep wakes more cheaply than an Event wait; long waits stay interruptible by stop().
+        if seconds < 0.1:
+            time.sleep(seconds)
+        else:
+            self._stop.wait(seconds)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @property
@@ -161,15 +165,20 @@ class Sampler:
                 else "fault"
             )
             self._on_event(MeterEvent(self.clock(), kind, str(exc)))
-            self._need_reconnect = True
+            self._failed()
             return None
         except Exception as exc:  # a bug in a backend must not kill sampling
             self._on_event(MeterEvent(self.clock(), "error", f"{type(exc).__name__}: {exc}"))
-            self._need_reconnect = True
+            self._failed()
             return None
         self._backoff_s = 0.0
         self._dispatch(sample)
         return sample
+
+    def _failed(self) -> None:
+        """After a failed read: reconnect next, waiting longer each time reads keep failing."""
+        self._need_reconnect = True
+        self._backoff_s = min(self.max_backoff_s, max(0.05, 2 * self._backoff_s))
 
     def _try_reconnect(self) -> bool:
         if self._backoff_s:

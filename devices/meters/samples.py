@@ -138,8 +138,11 @@ def parse_samples_csv(text: str, path: object = "<samples>") -> tuple[list[Sampl
     header: list[str] | None = None
     idx: dict[str, int] = {}
     last_t: int | None = None
-    reader = csv.reader(io.StringIO(text))
-    for lineno, row in enumerate(reader, start=1):
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise ParseError(path, None, f"not a CSV file: {exc}") from None
+    for lineno, row in enumerate(rows, start=1):
         if not row or all(not c.strip() for c in row):
             continue
         if row[0].lstrip().startswith("#"):

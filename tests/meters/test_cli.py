@@ -117,17 +117,10 @@ def test_bad_seconds_and_missing_output_directory(tmp_path: Path) -> None:
 
 
 def test_rapl_permission_denied_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import builtins
+    from tests.meters.test_sysfs_meters import deny_energy_uj
 
     build_rapl(tmp_path)
-    real_open = builtins.open
-
-    def guarded(file, *a, **k):
-        if str(file).endswith("energy_uj"):
-            raise PermissionError(13, "Permission denied")
-        return real_open(file, *a, **k)
-
-    monkeypatch.setattr(builtins, "open", guarded)
+    deny_energy_uj(monkeypatch)
     c, _o, err = run_cli("meter", "read", "rapl://", "--sysfs-root", tmp_path, "--seconds", "0.2")
     one_line_error(c, err, 2, "root-only since CVE-2020-8694")
 
@@ -175,3 +168,34 @@ def test_model_meter_read_with_activity_csv(tmp_path: Path) -> None:
     assert "net_energy_j" in data and "idle_power_w" in data
     header = act.read_text().splitlines()[0]
     assert header.startswith("t_ns,t_s,policy0_khz,cpu0_util")
+
+
+@pytest.mark.parametrize("model", ["um24c", "um34c"])
+def test_read_other_um_models(tmp_path: Path, model: str) -> None:
+    with FakeUMDevice(model, Waveform("const", 2.2, 2.2), link=tmp_path / "port") as dev:
+        code, out, err = run_cli("meter", "read", f"{model}://{dev.port}", "-s", "0.8", "--json")
+    assert code == 0, err
+    assert json.loads(out)["mean_power_w"] == pytest.approx(2.2, abs=0.002)
+
+
+@pytest.mark.parametrize("chip", ["ina219", "ina226"])
+def test_read_an_arduino_stream(tmp_path: Path, chip: str) -> None:
+    from devices.fake.meters.ina_stream import FakeInaStream
+
+    with FakeInaStream(Waveform("const", 1.8, 1.8), chip=chip, rate_hz=100, link=tmp_path / "acm") as dev:
+        code, out, err = run_cli("meter", "read", f"{chip}+serial://{dev.port}?baud=115200", "-s", "0.5", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["mean_power_w"] == pytest.approx(1.8, rel=0.01)
+    assert data["samples"] >= 20 and data["complete"]
+
+
+def test_a_meter_that_never_answers_is_a_runtime_failure(tmp_path: Path) -> None:
+    from devices.fake.meters.ptyport import PtyPort
+
+    port = PtyPort(tmp_path / "silent")  # a port with nothing behind it
+    try:
+        c, _o, err = run_cli("meter", "read", f"um25c://{port.path}?timeout_s=0.2", "-s", "0.2")
+    finally:
+        port.close()
+    one_line_error(c, err, 1, "no sample within")

@@ -86,6 +86,18 @@ def test_counter_used_when_fine_enough_else_trapezoids() -> None:
     assert r2.energy_method == "trapezoid"
     assert r2.counter_energy_j is not None
     assert COUNTER_MAX_RELATIVE_ERROR * r2.trapezoid_energy_j < 2 * 3.6
+    assert r2.trapezoid_error_bound_j < 2 * 3.6
+
+
+def test_coarse_counter_wins_when_trapezoids_are_less_certain() -> None:
+    """A 2 Hz meter on fast bursts (a UM on an inference loop): its mWh counter beats its samples."""
+    wf = Waveform("square", 1.0, 5.0, period_s=0.7, duty=0.5)
+    samples = sampled(wf, 2.0, 70.0, counter_res_j=3.6)
+    r = integrate(samples, round(2.2 * S), round(62.2 * S), counter_resolution_j=3.6)
+    assert COUNTER_MAX_RELATIVE_ERROR * r.energy_j < 2 * 3.6 < r.trapezoid_error_bound_j
+    assert r.energy_method == "counter"
+    # Two counter steps of quantisation plus, at each edge, at most half a sample interval at 5 W.
+    assert r.energy_j == pytest.approx(wf.energy_j(2.2, 62.2), abs=2 * 3.6 + 2 * 5.0 * 0.5)
 
 
 def test_counter_going_backwards_falls_back_to_trapezoids() -> None:

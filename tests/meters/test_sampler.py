@@ -121,7 +121,9 @@ def test_faults_become_events_gaps_and_incomplete_windows(clock: ManualClock) ->
     assert [e.kind for e in sampler.events if e.kind != "reconnect"] == ["stall", "fault", "error"]
     assert meter.reconnects == 3
     assert not r.complete
-    assert r.gap_s == pytest.approx(0.91, abs=0.02)  # from the last good sample to the first after
+    # From the last good sample to the first after: three failed steps 0.3 s apart, one more 10 ms poll,
+    # and a 50 ms back-off before each of the three reconnects.
+    assert r.gap_s == pytest.approx(3 * 0.3 + 0.01 + 3 * 0.05, abs=1e-6)
     assert r.coverage == pytest.approx(1 - r.gap_s / r.duration_s)
     assert any("ZeroDivisionError" in e for e in r.events)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,24 @@ from devices.meters import Sampler, open_meter
 from devices.meters.clock import ManualClock
 from devices.meters.ina3221 import Ina3221Meter
 from devices.meters.rapl import RaplMeter
+
+
+def deny_energy_uj(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``energy_uj`` root-only as on a real kernel (root ignores chmod, so patch the opens)."""
+    real_open, real_os_open = builtins.open, os.open
+
+    def guarded_open(file, *args, **kwargs):
+        if str(file).endswith("energy_uj"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    def guarded_os_open(path, *args, **kwargs):
+        if str(path).endswith("energy_uj"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_os_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_os_open)
 
 
 def test_jp4_total_rail_by_label_is_not_summed(tmp_path: Path) -> None:
@@ -116,14 +135,7 @@ def test_rapl_domain_selection(tmp_path: Path) -> None:
 
 def test_rapl_root_only_energy_says_how_to_grant_access(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     build_rapl(tmp_path)
-    real_open = builtins.open
-
-    def guarded_open(file, *args, **kwargs):
-        if str(file).endswith("energy_uj"):
-            raise PermissionError(13, "Permission denied", str(file))
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", guarded_open)
+    deny_energy_uj(monkeypatch)
     with pytest.raises(PermissionDeniedError, match=r"CVE-2020-8694.*0444"):
         open_meter("rapl://", sysfs_root=tmp_path)
 

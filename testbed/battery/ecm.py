@@ -98,7 +98,7 @@ def simulate_ecm(
     ``mode="power"``: load values are watts at the load, converted to battery power as
     ``(P + static_power_w) / efficiency``. ``mode="current"``: values are amperes drawn from the cell
     (static power and efficiency do not apply). ``record`` keeps ``t_s, voltage_v, current_a, soc``
-    at every step start.
+    at every step start, and at the end of life (cut-off or empty).
 
     Raises :class:`BadInputError` for a bad ``soc0``, efficiency, static power or mode, and when the
     load draws nothing (the battery would never end).
@@ -247,6 +247,11 @@ def _run(
             k = 0
         if steps >= MAX_STEPS:
             raise BadInputError(f"the battery did not end within {MAX_STEPS} steps; is the load tiny?")
+    if traj is not None and end_reason != "power_limit" and (not traj["t_s"] or t > traj["t_s"][-1]):
+        traj["t_s"].append(t)  # the end of life itself, interpolated within its step
+        traj["voltage_v"].append(v_end)
+        traj["current_a"].append(i)
+        traj["soc"].append(max(soc, 0.0))
     period = math.fsum(dts)
     return SimResult(
         model="ecm",

@@ -69,6 +69,10 @@ def test_constant_current_linear_ocv_cutoff_closed_form():
         assert res.life_s == pytest.approx(t_end, rel=1e-12)
         assert res.v_end_v == v_cut
         assert res.soc_end == pytest.approx(1 - i * t_end / (3600 * q), rel=1e-12)
+    traj = simulate_ecm(c, Load((60.0,), (i,)), mode="current", record=True).trajectory
+    assert traj is not None
+    assert traj["t_s"][-1] == pytest.approx(t_end, rel=1e-12) and traj["voltage_v"][-1] == v_cut
+    assert all(b > a for a, b in zip(traj["t_s"], traj["t_s"][1:], strict=False))
 
 
 def test_rc_step_response_exact():

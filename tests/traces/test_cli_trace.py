@@ -141,3 +141,9 @@ def test_convert_generic_battery_csv(cli, write, tmp_path):
     assert b.t_s.tolist() == [0.0, 1.0]
     assert b.current_a.tolist() == [0.5, 1.0]
     assert b.power_w.tolist() == [2.0, 3.9]
+
+
+def test_info_text_output(cli):
+    r = cli("trace", "info", SAMPLES / "power-inference.synthetic.csv")
+    assert r.code == 0
+    assert "format: power_trace" in r.out and "period_s: 60.0" in r.out and "rows: 120" in r.out

@@ -2,6 +2,8 @@
 
 An artifact is either
 
+* an RT3 runtime artifact (``.rt3``, an uncompressed ZIP written by ``testbed.rt3.artifact``: a
+  manifest with per-member sha256, one ONNX graph per pattern set); or
 * a single ``.onnx`` file — one pattern set called ``default``; or
 * a directory with ``manifest.json``::
 
@@ -27,6 +29,7 @@ import json
 import os
 import threading
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +65,8 @@ class InputSpec:
     high: int = 100  # exclusive upper bound of integer inputs (e.g. the vocabulary size)
 
     def make(self, rng: np.random.Generator) -> np.ndarray:
+        if "mask" in self.name:  # attention masks: attend to every token
+            return np.ones(self.shape, dtype=self.dtype)
         if np.issubdtype(self.dtype, np.integer):
             return rng.integers(0, max(1, self.high), size=self.shape, dtype=self.dtype)
         if self.dtype is np.bool_:
@@ -138,18 +143,21 @@ class LoadedModel:
         }
 
 
-def _session(path: Path, threads: int | None) -> Any:
+def _session(source: Path | bytes, threads: int | None, where: str | None = None) -> Any:
+    """An onnxruntime CPU session from a file or from the graph's bytes."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    model = source if isinstance(source, bytes) else str(source)
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInputError(f"{path}: not a loadable ONNX model: {first[:300]}") from None
+        label = where or ("<bytes>" if isinstance(source, bytes) else str(source))
+        raise BadInputError(f"{label}: not a loadable ONNX model: {first[:300]}") from None
 
 
 def _input_specs(session: Any, overrides: dict[str, Any], where: Path) -> list[InputSpec]:
@@ -181,6 +189,8 @@ def load_artifact(
         digest = sha256_file(p)
         if expected_sha256 and digest != expected_sha256.lower():
             raise BadInputError(f"{p}: sha256 {digest} does not match the expected {expected_sha256}")
+        if zipfile.is_zipfile(p):
+            return _load_rt3(p, model_id, threads, t0)
         session = _session(p, threads)
         sets = [PatternSet("default", p, digest, session)]
         inputs = _input_specs(session, {}, p)
@@ -217,4 +227,65 @@ def load_artifact(
         raise BadInputError(f"{p}: model artifact not found (an .onnx file or a directory with {MANIFEST})")
     return LoadedModel(
         model_id=model_id, source=str(p), pattern_sets=sets, inputs=inputs, load_s=time.perf_counter() - t0
+    )
+
+
+#: Sequence length used to measure an RT3 artifact when its manifest names none.
+DEFAULT_SEQ_LEN = 32
+
+
+def _load_rt3(path: Path, model_id: str, threads: int | None, t0: float) -> LoadedModel:
+    """An RT3 runtime artifact (``.rt3``, an uncompressed ZIP): every member's sha256 is verified.
+
+    Layout (written by ``testbed.rt3.artifact``): ``manifest.json`` with ``model`` (``config`` or
+    ``hf_config`` giving ``vocab_size``), ``pattern_sets`` [{index, name, onnx, …}] and ``files``
+    {member: {sha256, bytes}}; one ONNX graph per pattern set.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            try:
+                manifest = json.loads(zf.read(MANIFEST))
+            except KeyError:
+                raise BadInputError(f"{path}: not an RT3 artifact (no {MANIFEST} inside)") from None
+            except json.JSONDecodeError as exc:
+                raise BadInputError(f"{path}: {MANIFEST}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+            if not isinstance(manifest, dict) or not isinstance(manifest.get("pattern_sets"), list):
+                raise BadInputError(f"{path}: {MANIFEST}: field pattern_sets: a list is required")
+            files = manifest.get("files") or {}
+            members: dict[str, bytes] = {}
+            for member, meta in files.items():
+                try:
+                    data = zf.read(member)
+                except KeyError:
+                    raise BadInputError(f"{path}: member {member} listed in the manifest is missing") from None
+                if hashlib.sha256(data).hexdigest() != str(meta.get("sha256", "")).lower():
+                    raise BadInputError(f"{path}: member {member}: sha256 does not match the manifest")
+                members[member] = data
+    except zipfile.BadZipFile as exc:
+        raise BadInputError(f"{path}: corrupt artifact: {exc}") from None
+    sets: list[PatternSet] = []
+    for i, entry in enumerate(sorted(manifest["pattern_sets"], key=lambda e: int(e.get("index", 0)))):
+        member = str(entry.get("onnx", ""))
+        if member not in members:
+            raise BadInputError(f"{path}: {MANIFEST}: pattern_sets.{i}.onnx: {member!r} is not a checked member")
+        where = f"{path}:{member}"
+        sha = str(files[member]["sha256"])
+        sets.append(PatternSet(str(entry.get("name", f"set{i}")), path, sha, _session(members[member], threads, where)))
+    if not sets:
+        raise BadInputError(f"{path}: {MANIFEST}: field pattern_sets: no pattern sets")
+    model_desc = manifest.get("model") or {}
+    config = model_desc.get("config") or model_desc.get("hf_config") or {}
+    vocab = int(config.get("vocab_size", 100))
+    seq = int(model_desc.get("seq_len") or DEFAULT_SEQ_LEN)
+    overrides = {
+        inp.name: {
+            # symbolic dims: batch 1, sequence `seq`; fixed dims as the graph says
+            "shape": [d if isinstance(d, int) and d > 0 else (seq if i == 1 else 1) for i, d in enumerate(inp.shape)],
+            "high": vocab,
+        }
+        for inp in sets[0].session.get_inputs()
+    }
+    inputs = _input_specs(sets[0].session, overrides, path)
+    return LoadedModel(
+        model_id=model_id, source=str(path), pattern_sets=sets, inputs=inputs, load_s=time.perf_counter() - t0
     )

@@ -88,3 +88,37 @@ def test_checksum_mismatch_and_bad_manifests(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(BadInputError, match="not a loadable ONNX model"):
         load_artifact(tmp_path / "junk.onnx", "x")
+
+
+def _rt3_zip(tmp_path, tamper: bool = False):
+    import hashlib
+    import zipfile
+
+    members = {f"sets/{i}.onnx": write_mlp_onnx(tmp_path / f"s{i}.onnx", width=8, seed=i).read_bytes() for i in (0, 1)}
+    manifest = {
+        "format": "rt3-artifact",
+        "format_version": 1,
+        "model": {"family": "lm", "config": {"vocab_size": 50}, "inputs": [{"name": "x", "dtype": "float32"}]},
+        "pattern_sets": [
+            {"index": 1, "name": "sparse", "sparsity": 0.8, "onnx": "sets/1.onnx"},
+            {"index": 0, "name": "dense", "sparsity": 0.0, "onnx": "sets/0.onnx"},
+        ],
+        "files": {m: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for m, b in members.items()},
+    }
+    path = tmp_path / "model.rt3"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("manifest.json", json.dumps(manifest))
+        for m, b in members.items():
+            zf.writestr(m, b[:-1] + b"\x00" if tamper and m.endswith("1.onnx") else b)
+    return path
+
+
+def test_rt3_artifact_layout_is_loaded_in_index_order(tmp_path):
+    model = load_artifact(_rt3_zip(tmp_path), "m3")
+    assert model.names() == ["dense", "sparse"]
+    assert model.switch("sparse") >= 0 and model.infer() > 0
+
+
+def test_rt3_artifact_with_a_tampered_member_is_refused(tmp_path):
+    with pytest.raises(BadInputError, match=r"sets/1\.onnx: sha256 does not match"):
+        load_artifact(_rt3_zip(tmp_path, tamper=True), "m4")

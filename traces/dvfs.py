@@ -70,6 +70,26 @@ class DvfsTrace:
                 value = e.freq_khz
         return value
 
+    def segments(self, domain: str) -> list[tuple[float, float, int]]:
+        """``(start_s, end_s, freq_khz)`` holds of ``domain`` up to :attr:`end_s` (what a replay walks)."""
+        mine = [e for e in self.events if e.domain == domain]
+        ends = [e.t_s for e in mine[1:]] + [self.end_s]
+        return [(e.t_s, end, e.freq_khz) for e, end in zip(mine, ends, strict=True) if end > e.t_s]
+
+    def quantized(self, tables_khz: dict[str, list[int]]) -> DvfsTrace:
+        """The trace as a board would run it: each frequency replaced by :func:`quantize_khz` against
+        the domain's ``scaling_available_frequencies``; repeats that result are merged.
+
+        Raises :class:`BadInputError` for a domain without a table.
+        """
+        out = []
+        for e in self.events:
+            table = tables_khz.get(e.domain)
+            if not table:
+                raise BadInputError(f"no frequency table for domain {e.domain!r}; have {', '.join(tables_khz)}")
+            out.append(DvfsEvent(e.t_s, e.domain, quantize_khz(e.freq_khz, table)))
+        return DvfsTrace(compress(out), self.domains, self.duration_s, {**self.meta, "quantized": "relation_l"})
+
     def residency_s(self) -> dict[str, dict[int, float]]:
         """Seconds spent at each frequency per domain, from its first event to :attr:`end_s`."""
         out: dict[str, dict[int, float]] = {}
@@ -85,6 +105,16 @@ class DvfsTrace:
             d = out.setdefault(dom, {})
             d[prev.freq_khz] = d.get(prev.freq_khz, 0.0) + (end - prev.t_s)
         return out
+
+
+def quantize_khz(freq_khz: int, table_khz: list[int]) -> int:
+    """The frequency the kernel picks for a request: the lowest listed one at or above ``freq_khz``
+    (``CPUFREQ_RELATION_L``), or the highest listed one when the request is above them all."""
+    ordered = sorted(table_khz)
+    for f in ordered:
+        if f >= freq_khz:
+            return f
+    return ordered[-1]
 
 
 def compress(events: Iterable[DvfsEvent]) -> list[DvfsEvent]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from devices.errors import BadInputError, ParseError
+from traces.battery import BatteryTrace
 from traces.csvio import check_time, format_number, parse_number, read_table, require_column, write_rows
 
 KIND = "power_trace"
@@ -77,6 +78,28 @@ class PowerTrace:
 def constant_power(power_w: float) -> PowerTrace:
     """A constant load of ``power_w`` watts."""
     return PowerTrace(np.array([0.0]), np.array([float(power_w)]), None, {"source": "constant"})
+
+
+def power_from_battery(trace: BatteryTrace) -> PowerTrace:
+    """The load of a recorded discharge as a power trace (``power_w``, else V·I; rows with neither are
+    skipped), times rebased to 0, to be replayed by a battery model.
+
+    Raises :class:`BadInputError` naming the time of the first charging row (negative power is not a
+    load) and when fewer than one row has a known power.
+    """
+    p = np.where(np.isnan(trace.power_w), trace.voltage_v * trace.current_a, trace.power_w)
+    ok = ~np.isnan(p)
+    if not ok.any():
+        raise BadInputError("the battery trace has no row with a known power (power_w or voltage and current)")
+    t, p = trace.t_s[ok], p[ok]
+    neg = np.flatnonzero(p < 0)
+    if len(neg):
+        raise BadInputError(
+            f"the battery charges at t_s={t[neg[0]]:g} (power {p[neg[0]]:g} W): a load cannot be negative; "
+            "convert only the discharge part"
+        )
+    meta = {"source": f"battery_trace:{trace.meta.get('source', '?')}"}
+    return PowerTrace(t - t[0], p, None, meta)
 
 
 def read_power(path: str | os.PathLike[str]) -> PowerTrace:

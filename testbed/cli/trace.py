@@ -27,6 +27,7 @@ class Source(str, Enum):
     polled = "polled"
     power_supply = "power-supply"
     csv = "csv"
+    battery = "battery"
 
 
 DomainsOpt = Annotated[
@@ -57,13 +58,17 @@ def convert(
     kind: Annotated[str, typer.Option("--kind", help="csv: battery or power.")] = "battery",
     json_out: JsonOpt = False,
 ) -> None:
-    """Convert FILE into a DVFS, battery or power trace CSV (the format follows from --from)."""
+    """Convert FILE into a DVFS, battery or power trace CSV (the format follows from --from).
+
+    ftrace, time-in-state and polled give a DVFS trace; power-supply gives a battery trace; csv gives
+    a battery or power trace (--kind); battery turns a battery trace into the power trace of its load.
+    """
     from traces.battery import BatteryTrace, write_battery
     from traces.domains import parse_domains
     from traces.dvfs import DvfsTrace, write_dvfs
     from traces.power import PowerTrace, write_power
 
-    if domains and source in (Source.power_supply, Source.csv):
+    if domains and source in (Source.power_supply, Source.csv, Source.battery):
         raise BadInputError("--domains applies to DVFS sources (ftrace, time-in-state, polled) only")
     dmap = parse_domains(domains) if domains else None
     trace: DvfsTrace | BatteryTrace | PowerTrace
@@ -79,6 +84,11 @@ def convert(
         from traces.parsers.polled import parse_polled
 
         trace = parse_polled(file, dmap)
+    elif source is Source.battery:
+        from traces.battery import read_battery
+        from traces.power import power_from_battery
+
+        trace = power_from_battery(read_battery(file))
     elif source is Source.power_supply:
         from traces.parsers.power_supply_log import parse_power_supply
 

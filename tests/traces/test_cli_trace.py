@@ -147,3 +147,18 @@ def test_info_text_output(cli):
     r = cli("trace", "info", SAMPLES / "power-inference.synthetic.csv")
     assert r.code == 0
     assert "format: power_trace" in r.out and "period_s: 60.0" in r.out and "rows: 120" in r.out
+
+
+def test_convert_battery_trace_to_power_load(cli, tmp_path, write):
+    out = tmp_path / "p.csv"
+    src = SAMPLES / "battery-phone-lco-1w5.synthetic.csv"
+    r = cli("trace", "convert", src, "--from", "battery", "--out", out)
+    assert r.code == 0, r.err
+    p = read_power(out)
+    assert p.power_w == pytest.approx(1.5, rel=1e-5)  # the sample is a constant 1.5 W discharge
+    charging = write(
+        "c.csv", "# battery_trace v1; current_sign=discharge_positive\nt_s,voltage_v,current_a,power_w,soc,temp_c\n"
+        "0,4,1,,0.5,\n5,4,-1,,0.5,\n",
+    )  # fmt: skip
+    r = cli("trace", "convert", charging, "--from", "battery", "--out", out)
+    assert r.code == 2 and "charges at t_s=5" in r.err

@@ -271,3 +271,19 @@ def test_battery_bad_input(write, text, line, problem):
 def test_write_to_missing_directory_is_bad_input(tmp_path: Path):
     with pytest.raises(BadInputError, match="cannot write"):
         write_dvfs(DvfsTrace([DvfsEvent(0.0, "a", 1)]), tmp_path / "no" / "such" / "dir.csv")
+
+
+def test_segments_and_quantize(write):
+    d = read_dvfs(write("d.csv", DVFS))
+    assert d.segments("policy0") == [(0.0, 1.5, 600000), (1.5, 3.0, 1500000)]
+    q = d.quantized({"policy0": [700000, 1400000], "policy4": [1000000, 2000000]})
+    assert q.events == [
+        DvfsEvent(0.0, "policy0", 700000),  # lowest listed at or above the request
+        DvfsEvent(0.0, "policy4", 1000000),
+        DvfsEvent(1.5, "policy0", 1400000),  # above every listed one: the highest
+        DvfsEvent(2.0, "policy4", 2000000),
+    ]
+    same = d.quantized({"policy0": [1500000], "policy4": [2000000]})
+    assert [e.t_s for e in same.events if e.domain == "policy0"] == [0.0]  # merged: both map to 1.5 GHz
+    with pytest.raises(BadInputError, match="no frequency table for domain 'policy4'"):
+        d.quantized({"policy0": [600000]})

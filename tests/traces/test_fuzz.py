@@ -20,7 +20,7 @@ from traces.parsers.generic_csv import parse_generic_csv
 from traces.parsers.polled import parse_polled
 from traces.parsers.power_supply_log import parse_power_supply
 from traces.parsers.time_in_state import parse_time_in_state
-from traces.power import read_power
+from traces.power import power_from_battery, read_power
 
 # fragments that reach deep into each parser: valid pieces, near-misses and hostile values
 TOKENS = [
@@ -110,6 +110,7 @@ PARSERS: dict[str, Callable[[Path], Any]] = {
     "dvfs": read_dvfs,
     "power": read_power,
     "battery": read_battery,
+    "battery->power": lambda p: power_from_battery(read_battery(p)),
     "info": trace_info,
     "ftrace": parse_ftrace,
     "ftrace+domains": lambda p: parse_ftrace(p, DOMAINS),

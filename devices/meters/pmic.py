@@ -49,6 +49,15 @@ class PmicReading:
         return {r: self.volts[r] * self.amps[r] for r in sorted(self.volts.keys() & self.amps.keys())}
 
 
+def pmic_available(runner: CommandRunner) -> bool:
+    """True when ``vcgencmd pmic_read_adc`` answers with at least one rail (never raises)."""
+    try:
+        res = runner.run("vcgencmd", "pmic_read_adc")
+    except HardwareError:
+        return False
+    return res is not None and res.returncode == 0 and bool(parse_pmic_output(res.stdout).rails_w)
+
+
 def parse_pmic_output(text: str) -> PmicReading:
     """Parse ``vcgencmd pmic_read_adc`` output; unrecognised lines and non-finite values are skipped."""
     volts: dict[str, float] = {}
@@ -139,6 +148,8 @@ class PmicMeter(PowerMeter):
                     f"vcgencmd pmic_read_adc: {first}; add your user to the 'video' group "
                     "(sudo usermod -aG video $USER) or run with sudo"
                 )
+            if not self.is_open:  # the board has no PMIC ADC (a Pi 4, an emulated board without one)
+                raise UnsupportedError(f"vcgencmd pmic_read_adc failed ({first}): pmic:// needs a Raspberry Pi 5")
             raise HardwareError(f"vcgencmd pmic_read_adc failed: {first}")
         return parse_pmic_output(res.stdout)
 

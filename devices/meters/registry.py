@@ -195,7 +195,7 @@ def open_meter(
 def detect_meters(sysfs_root: str | os.PathLike[str] = "/") -> list[dict[str, str]]:
     """Meters that look present on this machine (or emulated tree): ``[{uri, why}]``.
 
-    Detection only looks; it opens nothing, so it needs no permissions and never blocks.
+    Detection opens no meter: it globs sysfs and ports and asks ``vcgencmd pmic_read_adc`` once.
     """
     from devices.commands import CommandRunner
     from devices.meters.ina3221 import discover_rails
@@ -218,11 +218,12 @@ def detect_meters(sysfs_root: str | os.PathLike[str] = "/") -> list[dict[str, st
         domains = []
     if domains:
         found.append({"uri": "rapl://", "why": "powercap domains: " + ", ".join(d.name for d in domains)})
-    runner = CommandRunner(root)
+    runner = CommandRunner(root, timeout_s=2.0)
     if runner.which("vcgencmd") is not None:
-        model = sysfs.read_optional("proc/device-tree/model") or ""
-        if "Raspberry Pi 5" in model or root.resolve() != Path("/"):
-            found.append({"uri": "pmic://", "why": "vcgencmd present (PMIC ADC on Raspberry Pi 5)"})
+        from devices.meters.pmic import pmic_available
+
+        if pmic_available(runner):
+            found.append({"uri": "pmic://", "why": "vcgencmd pmic_read_adc answers (Raspberry Pi 5 PMIC)"})
     for pattern, scheme in (
         ("dev/rfcomm*", "um25c"),
         ("dev/ttyACM*", "ina219+serial"),

@@ -6,12 +6,16 @@ accordingly). ``?loop=1`` starts over at the end; otherwise the meter is exhaust
 (:class:`~devices.meters.base.MeterExhausted`) after the last sample. Counters (``energy_j``) are kept
 continuous across loops.
 
+A trace marked ``# semantics=zero_order_hold`` (the ``traces`` power-trace format, ``t_s,power_w``)
+is replayed as steps: each value holds until the next row, as that format means.
+
 Failures: a missing or malformed file → :class:`~devices.errors.ParseError` /
 :class:`~devices.errors.BadInputError` at open, naming the file and line.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,20 @@ from typing import Any
 from devices.meters.base import Clock, MeterExhausted, PowerMeter, Sleep, float_param, raise_bad
 from devices.meters.registry import MeterURI
 from devices.meters.samples import Sample, read_samples_csv
+
+
+def hold_steps(samples: list[Sample]) -> list[Sample]:
+    """A zero-order-hold trace as samples that linear integration reads as steps.
+
+    Each value is repeated 1 ns before the next change, so trapezoids integrate exactly the held power.
+    """
+    out: list[Sample] = []
+    for a, b in itertools.pairwise(samples):
+        out.append(a)
+        if b.t_ns - a.t_ns > 1 and b.power_w != a.power_w:
+            out.append(Sample(b.t_ns - 1, a.power_w, a.voltage_v, a.current_a, a.energy_j))
+    out.append(samples[-1])
+    return out
 
 
 class ReplayMeter(PowerMeter):
@@ -55,9 +73,13 @@ class ReplayMeter(PowerMeter):
         if self.is_open:
             return
         if not self.samples:
-            self.samples, _meta = read_samples_csv(self.path)
-            if not self.samples:
+            samples, meta = read_samples_csv(self.path)
+            if not samples:
                 raise_bad(self.uri, f"{self.path} has no samples")
+            if meta.get("semantics") == "zero_order_hold":
+                samples = hold_steps(samples)
+                self.notes = ["zero-order-hold trace: replayed as steps"]
+            self.samples = samples
             spacing = [(b.t_ns - a.t_ns) for a, b in zip(self.samples, self.samples[1:], strict=False)]
             if spacing:
                 self.nominal_period_s = max(1e-6, sorted(spacing)[len(spacing) // 2] / 1e9 / self.speed)

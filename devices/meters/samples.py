@@ -5,18 +5,21 @@ injected clock) at the moment the reading was taken, ``power_w`` the power in wa
 meter reports them — ``voltage_v`` (V), ``current_a`` (A) and ``energy_j``, a cumulative energy counter
 in joules (already unwrapped by the meter, origin arbitrary, never decreasing while the meter runs).
 
-Sample CSV (written by ``testbed meter read --csv`` and read by ``replay://``): an optional block of
-``# key=value`` comment lines, a header, then one row per sample::
+Sample CSV (written by ``testbed meter read --csv`` and read by ``replay://``): ``# key=value`` comment
+lines (several per line separated by ``;``), a header, then one row per sample::
 
-    # meter=um25c:///dev/rfcomm0
-    t_s,t_ns,power_w,voltage_v,current_a,energy_j
+    # meter=um25c:///dev/rfcomm0; semantics=linear
+    t_s,monotonic_ns,power_w,voltage_v,current_a,energy_j
     0.000000,1234567890,4.8210,5.0710,0.9507,
     ...
 
-``t_s`` is seconds since the first sample; empty cells mean "not reported". Only ``power_w`` and one of
-``t_s``/``t_ns`` are required when reading; columns are found by name, in any order, so a battery trace
-(``t_s,voltage_v,current_a,power_w,…``) also reads. Bad input raises :class:`~devices.errors.ParseError`
-naming the file, the line and the problem.
+``t_s`` is seconds since the first sample and ``monotonic_ns`` the sampling host's monotonic clock;
+empty cells mean "not reported"; ``semantics=linear`` says power is linear between samples (what the
+integration assumes). Only ``power_w`` and one of ``t_s``/``monotonic_ns``/``t_ns`` are required when
+reading; columns are found by name, in any order, so a battery trace (``t_s,voltage_v,current_a,
+power_w,…``) or a ``traces`` power trace (``# power_trace v1; semantics=zero_order_hold``) also reads,
+and :func:`traces.power.read_power` reads this format. Bad input raises
+:class:`~devices.errors.ParseError` naming the file, the line and the problem.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from pathlib import Path
 
 from devices.errors import BadInputError, ParseError
 
-CSV_COLUMNS = ("t_s", "t_ns", "power_w", "voltage_v", "current_a", "energy_j")
+CSV_COLUMNS = ("t_s", "monotonic_ns", "power_w", "voltage_v", "current_a", "energy_j")
+_NS_COLUMNS = ("monotonic_ns", "t_ns")
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ def write_samples_csv(path: str | Path, samples: Iterable[Sample], meta: dict[st
     rows = 0
     p = Path(path)
     with open(p, "w", encoding="utf-8", newline="") as fh:
-        for k, v in (meta or {}).items():
+        for k, v in ({"semantics": "linear"} | (meta or {})).items():
             fh.write(f"# {k}={v}\n")
         fh.write(",".join(CSV_COLUMNS) + "\n")
         t0: int | None = None
@@ -130,13 +134,14 @@ def _float(text: str, path: object, line: int, column: str) -> float | None:
 def parse_samples_csv(text: str, path: object = "<samples>") -> tuple[list[Sample], dict[str, str]]:
     """Parse sample CSV text into samples (time-ordered) and the ``# key=value`` metadata.
 
-    ``t_ns`` is used when present, else ``t_s`` (converted to ns). Raises :class:`ParseError` on a missing
-    header or column, a non-numeric cell, or time going backwards.
+    ``monotonic_ns`` (or ``t_ns``) is used when present, else ``t_s`` (converted to ns). Raises
+    :class:`ParseError` on a missing header or column, a non-numeric cell, or time going backwards.
     """
     meta: dict[str, str] = {}
     samples: list[Sample] = []
     header: list[str] | None = None
     idx: dict[str, int] = {}
+    ns_col: str | None = None
     last_t: int | None = None
     try:
         rows = list(csv.reader(io.StringIO(text, newline="")))
@@ -147,17 +152,19 @@ def parse_samples_csv(text: str, path: object = "<samples>") -> tuple[list[Sampl
             continue
         if row[0].lstrip().startswith("#"):
             body = ",".join(row).lstrip()[1:].strip()
-            if "=" in body:
-                k, v = body.split("=", 1)
-                meta[k.strip()] = v.strip()
+            for item in body.split(";"):
+                if "=" in item:
+                    k, v = item.split("=", 1)
+                    meta[k.strip()] = v.strip()
             continue
         if header is None:
             header = [c.strip() for c in row]
             idx = {name: i for i, name in enumerate(header)}
             if "power_w" not in idx:
                 raise ParseError(path, lineno, f"header has no power_w column (found: {', '.join(header)})")
-            if "t_ns" not in idx and "t_s" not in idx:
-                raise ParseError(path, lineno, "header has neither a t_s nor a t_ns column")
+            ns_col = next((c for c in _NS_COLUMNS if c in idx), None)
+            if ns_col is None and "t_s" not in idx:
+                raise ParseError(path, lineno, "header has neither a t_s nor a monotonic_ns column")
             continue
         if len(row) != len(header):
             raise ParseError(path, lineno, f"expected {len(header)} fields, found {len(row)}")
@@ -169,12 +176,12 @@ def parse_samples_csv(text: str, path: object = "<samples>") -> tuple[list[Sampl
         power = get("power_w")
         if power is None:
             raise ParseError(path, lineno, "power_w is empty")
-        if "t_ns" in idx:
-            cell = row[idx["t_ns"]].strip()
+        if ns_col is not None:
+            cell = row[idx[ns_col]].strip()
             try:
                 t_ns = int(cell)
             except ValueError:
-                raise ParseError(path, lineno, f"column t_ns: {cell!r} is not an integer") from None
+                raise ParseError(path, lineno, f"column {ns_col}: {cell!r} is not an integer") from None
         else:
             t_s = get("t_s")
             if t_s is None:

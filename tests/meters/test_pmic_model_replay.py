@@ -156,3 +156,32 @@ def test_replay_bad_files(tmp_path: Path) -> None:
         m = open_meter(f"replay://{ok}")
         m.read()
         m.read()
+
+
+def test_replay_of_a_zero_order_hold_power_trace_integrates_the_steps(tmp_path: Path) -> None:
+    from traces.power import PowerTrace, write_power
+
+    path = tmp_path / "load.csv"
+    write_power(PowerTrace(t_s=[0.0, 1.0, 3.0, 4.0], power_w=[2.0, 6.0, 1.0, 1.0]), path, source="test")
+    clock = ManualClock()
+    meter = open_meter(f"replay://{path}", clock=clock, sleep=clock.sleep)
+    sampler = Sampler(meter, sleep=clock.sleep)
+    sampler.step()
+    sampler.begin_window("w")
+    while sampler.step() is not None:
+        pass
+    result = sampler.end_window("w", wait_s=0)
+    assert result is not None
+    assert result.energy_j == pytest.approx(2.0 * 1 + 6.0 * 2 + 1.0 * 1, rel=1e-6)
+
+
+def test_a_board_without_pmic_adc_is_unsupported_and_not_detected(
+    make_board: Callable[[str], FakeKernel],
+) -> None:
+    from devices.meters import detect_meters
+
+    kernel = make_board("rpi4")  # the emulated Pi 4's vcgencmd has no pmic_read_adc
+    with pytest.raises(UnsupportedError, match="needs a Raspberry Pi 5"):
+        open_meter("pmic://", sysfs_root=kernel.root)
+    uris = [d["uri"] for d in detect_meters(kernel.root)]
+    assert "pmic://" not in uris and "model://rpi4" in uris

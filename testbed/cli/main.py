@@ -20,6 +20,7 @@ from testbed.cli import board as board_cmd
 from testbed.cli import trace as trace_cmd
 from testbed.cli import meter as meter_cmd
 from testbed.cli import rt3 as rt3_cmd
+from testbed.cli import experiment as experiment_cmd
 
 app = typer.Typer(
     name="testbed",
@@ -34,6 +35,7 @@ app.add_typer(battery_cmd.app, name="battery")
 app.add_typer(agent_cmd.app, name="agent")
 app.add_typer(meter_cmd.app, name="meter")
 app.add_typer(rt3_cmd.app, name="rt3")
+experiment_cmd.register(app)
 
 
 @app.command("version")

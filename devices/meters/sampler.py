@@ -75,6 +75,7 @@ class Sampler:
         self.idle_power_w: float | None = None
         self.samples_read = 0
         self._listeners: list[Callable[[Sample], None]] = []
+        self._waiting = 0  # threads blocked on the condition (notify only when someone listens)
         meter.event_sink = self._on_event
 
     def _real_sleep(self, seconds: float) -> None:
@@ -128,19 +129,20 @@ class Sampler:
     def _run(self) -> None:
         period = self.meter.poll_period_s
         period_ns = round(period * 1e9) if period else 0
-        next_t = self.clock() + period_ns  # polled meters: the first reading one period after opening
-        while not self._stop.is_set() and not self.exhausted:
+        clock, sleep, stopped, step = self.clock, self._sleep, self._stop.is_set, self.step  # hot loop
+        next_t = clock() + period_ns  # polled meters: the first reading one period after opening
+        while not stopped() and not self.exhausted:
             if period_ns:
-                now = self.clock()
+                now = clock()
                 if next_t > now:
-                    self._sleep((next_t - now) / 1e9)
-                    if self._stop.is_set():
+                    sleep((next_t - now) / 1e9)
+                    if stopped():
                         break
+                    now = clock()
                 next_t += period_ns
-                now = self.clock()
                 if next_t < now - period_ns:  # fell behind (a stall): do not burst to catch up
                     next_t = now
-            self.step()
+            step()
 
     def step(self) -> Sample | None:
         """Read one sample (reconnecting first if the last read failed); ``None`` when none came."""
@@ -198,11 +200,12 @@ class Sampler:
             self.buffer.append(sample)
             self.samples_read += 1
             self._last = sample
-            for w in self._windows.values():
-                w.feed(sample)
-            listeners = list(self._listeners)
-            self._cond.notify_all()
-        for fn in listeners:
+            if self._windows:
+                for w in self._windows.values():
+                    w.feed(sample)
+            if self._waiting:
+                self._cond.notify_all()
+        for fn in self._listeners:
             fn(sample)
 
     def _on_event(self, event: MeterEvent) -> None:
@@ -217,7 +220,7 @@ class Sampler:
     def add_listener(self, fn: Callable[[Sample], None]) -> None:
         """Call ``fn(sample)`` for every new sample (from the sampling thread)."""
         with self._cond:
-            self._listeners.append(fn)
+            self._listeners = [*self._listeners, fn]  # copy-on-write: the thread iterates without the lock
 
     def latest(self) -> Sample | None:
         return self.buffer.latest()
@@ -230,11 +233,15 @@ class Sampler:
         """Block until at least ``count`` samples were read in total (real time; for CLI and tests)."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while self.samples_read < count and not self.exhausted:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
+            self._waiting += 1
+            try:
+                while self.samples_read < count and not self.exhausted:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+            finally:
+                self._waiting -= 1
         return self.samples_read >= count
 
     # -- windows ------------------------------------------------------------------------------------
@@ -278,7 +285,11 @@ class Sampler:
             w.set_end(self.clock())
             if self.running:
                 limit = wait_s if wait_s is not None else 2 * self.meter.nominal_period_s + self.meter.timeout_s
-                self._cond.wait_for(lambda: w.closed or self.exhausted or not self.running, timeout=limit)
+                self._waiting += 1
+                try:
+                    self._cond.wait_for(lambda: w.closed or self.exhausted or not self.running, timeout=limit)
+                finally:
+                    self._waiting -= 1
             else:
                 tries = 3 if wait_s is None or wait_s > 0 else 0
                 while not w.closed and tries > 0 and not self.exhausted:

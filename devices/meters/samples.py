@@ -39,7 +39,7 @@ CSV_COLUMNS = ("t_s", "monotonic_ns", "power_w", "voltage_v", "current_a", "ener
 _NS_COLUMNS = ("monotonic_ns", "t_ns")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One meter reading. Units: ns, W, V, A, J (cumulative counter)."""
 

@@ -9,8 +9,11 @@
   Zeus integrates Jetson rails) over the same samples; ``trapezoid_vs_rectangle_error`` < 1 means the
   trapezoids are better. All cases run on a manual clock: deterministic and instant.
 * ``sampler``: a real sampler thread on an INA3221 sysfs tree and on the ``wave://`` meter at 100 Hz and
-  1 kHz: CPU time of the sampling thread as a fraction of one core (goal at 100 Hz: ≤ 1 %) and the
-  timestamp jitter (std and 99th percentile of the interval error, µs).
+  1 kHz: CPU time of the sampling thread as a fraction of one core (goal at 100 Hz: ≤ 1 %), the same
+  for a bare thread that only sleeps one period per iteration (the machine's wake-up floor, measured in
+  the same run; ``cpu_vs_bare_sleep_loop`` is the ratio), and the timestamp jitter (std and 99th
+  percentile of the interval error, µs; timestamps are taken at each read, so jitter does not bias
+  energy).
 * ``parse``: UM frames and INA CSV lines decoded per second by the meter code against the bare
   ``struct.unpack`` / ``str.split`` + ``float`` baseline on the same input.
 """
@@ -21,6 +24,7 @@ import itertools
 import statistics
 import struct
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -198,16 +202,39 @@ def _run_sampler(make: Callable[[], Any], seconds: float, rate_hz: float) -> dic
     }
 
 
+def _sleep_loop_floor(seconds: float, rate_hz: float) -> float:
+    """CPU fraction of a bare thread that only sleeps one period per iteration: the wake-up floor."""
+    result: list[float] = []
+
+    def loop() -> None:
+        c0, t0 = time.thread_time(), time.monotonic()
+        next_t = t0
+        while time.monotonic() - t0 < seconds:
+            next_t += 1 / rate_hz
+            time.sleep(max(0.0, next_t - time.monotonic()))
+        result.append((time.thread_time() - c0) / (time.monotonic() - t0))
+
+    th = threading.Thread(target=loop)
+    th.start()
+    th.join()
+    return result[0]
+
+
 def sampler_cost(quick: bool) -> dict[str, Any]:
     seconds = 2.0 if quick else 5.0
     out: dict[str, Any] = {}
+    for hz in (100, 1000):
+        out[f"bare_sleep_loop_{hz}hz_cpu_fraction"] = round(_sleep_loop_floor(seconds, hz), 5)
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         build_ina3221_jp5(root)
         for hz in (100, 1000):
             uris = {"ina3221_sysfs": f"ina3221://?rate_hz={hz}", "wave": f"wave://square?rate_hz={hz}"}
             for name, uri in uris.items():
-                out[f"{name}_{hz}hz"] = _run_sampler(partial(open_meter, uri, sysfs_root=root), seconds, hz)
+                res = _run_sampler(partial(open_meter, uri, sysfs_root=root), seconds, hz)
+                floor = out[f"bare_sleep_loop_{hz}hz_cpu_fraction"]
+                res["cpu_vs_bare_sleep_loop"] = round(res["cpu_fraction_of_one_core"] / floor, 2) if floor else None
+                out[f"{name}_{hz}hz"] = res
     return out
 
 

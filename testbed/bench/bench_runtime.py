@@ -1,9 +1,10 @@
 """RT3 runtime benchmark: does pattern sparsity buy real CPU speed, and how fast is a switch?
 
 Model: a DistilBERT-sized encoder with random weights (6 layers, hidden 768, FFN 3072, 12 heads; latency does
-not depend on training). Masks come from the project's own BP (block-column, row-block 128, 50 % of columns,
-balanced) and PP (16-column pattern tiles) code; pattern sets at overall sparsity ≈ 0.5, 0.75 and 0.9 (plus a
-0-sparsity set that measures the packing overhead). Input: batch 1 × 128 tokens, 1 intra-op thread.
+not depend on training). Masks come from the project's own BP and PP code: block-column BP removing 50 % of
+the columns of every row-block (balanced; row-blocks of 128 and 256 rows, quick run: 128 only), then PP with
+16-column pattern tiles at levels 0 / 0.5 / 0.8 → overall sparsity ≈ 0.5, 0.75 and 0.9. Input: batch 1 ×
+128 tokens, 1 intra-op thread.
 
 Every ratio compares timings taken in the same run, interleaved (one call of each variant per round, median
 over rounds), on this machine:
@@ -31,6 +32,8 @@ from typing import Any
 PAPER_SWITCH_MS = 45.0
 SEQ = 128
 ROW_BLOCK = 128
+#: Row-block heights compared in the full run (bigger blocks: bigger GEMMs, coarser pruning structure).
+ROW_BLOCK_SWEEP = (128, 256)
 PATTERN_COLS = 16
 BP_RATIO = 0.5
 PP_LEVELS = (0.0, 0.5, 0.8)
@@ -47,14 +50,14 @@ def _distilbert() -> Any:
     return build_hf_classifier(spec).eval()
 
 
-def _mask_sets(model: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _mask_sets(model: Any, row_block: int = ROW_BLOCK) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from testbed.rt3.bp import BPConfig, hard_prune
     from testbed.rt3.models import hf_prunable_names
     from testbed.rt3.pp import build_pattern_set, build_space, uniform_choices
 
     names = hf_prunable_names(model)
-    bp = hard_prune(model, names, BPConfig(row_block=ROW_BLOCK, ratio=BP_RATIO))
-    space = build_space(model, bp, ROW_BLOCK, PATTERN_COLS, PP_LEVELS, n_candidates=4)
+    bp = hard_prune(model, names, BPConfig(row_block=row_block, ratio=BP_RATIO))
+    space = build_space(model, bp, row_block, PATTERN_COLS, PP_LEVELS, n_candidates=4)
     sets = [build_pattern_set(model, bp, space, uniform_choices(space, i)).masks for i in range(len(PP_LEVELS))]
     return bp, sets
 
@@ -122,23 +125,48 @@ def _csr_model(model: Any, masks: dict[str, Any]) -> Any:
 def sparse_benchmark(quick: bool = False) -> dict[str, Any]:
     """Latency of packed pattern sets against dense, mask-multiply, CSR/BSR and onnxruntime (see module doc)."""
     import torch
+
+    torch.set_num_threads(1)
+    rounds = 3 if quick else 9
+    model = _distilbert()
+    results = []
+    for row_block in (ROW_BLOCK,) if quick else ROW_BLOCK_SWEEP:
+        results += _sparse_rows(model, row_block, rounds, quick)
+    return {
+        "model": "distilbert-sized encoder (6×768, FFN 3072), random weights",
+        "tokens": SEQ,
+        "threads": 1,
+        "rounds": rounds,
+        "bp": {"structure": "block-column", "ratio": BP_RATIO},
+        "pattern_cols": PATTERN_COLS,
+        "dense_linears_mb": sum(int(p.numel()) * 4 for n, p in model.named_parameters() if n in _mask_names(model))
+        / 1e6,
+        "results": results,
+    }
+
+
+def _mask_names(model: Any) -> set[str]:
+    from testbed.rt3.models import hf_prunable_names
+
+    return set(hf_prunable_names(model))
+
+
+def _sparse_rows(model: Any, row_block: int, rounds: int, quick: bool) -> list[dict[str, Any]]:
+    """One result row per pattern set of a BP backbone with ``row_block``-row blocks."""
+    import torch
     import torch.nn.functional as F
 
     from testbed.rt3.masking import masked_call
     from testbed.rt3.packed_model import LogitsOnly, pack_model, packed_nbytes
     from testbed.rt3.packing import PackedLinear
 
-    torch.set_num_threads(1)
-    rounds = 3 if quick else 9
-    model = _distilbert()
-    bp, sets = _mask_sets(model)
+    _, sets = _mask_sets(model, row_block)
     dense = LogitsOnly(model).eval()
     ids = torch.randint(0, 30000, (1, SEQ))
     att = torch.ones(1, SEQ, dtype=torch.long)
     layer_name = "distilbert.transformer.layer.0.ffn.lin1"
     lin = dict(model.named_modules())[layer_name]
     x_layer = torch.randn(SEQ, lin.in_features)
-    dense_bytes = sum(int(bp[n].numel()) * 4 for n in bp)
     results = []
     ort_rows = _ort_latencies(model, sets, rounds, quick)
     with torch.inference_mode():
@@ -173,6 +201,7 @@ def sparse_benchmark(quick: bool = False) -> dict[str, Any]:
             )
             row: dict[str, Any] = {
                 "sparsity": round(sparsity, 4),
+                "row_block": row_block,
                 "speedup": enc["dense"] / enc["packed"],
                 "layer_speedup": lay["dense"] / lay["packed"],
                 "ideal": 1.0 / (1.0 - sparsity),
@@ -189,16 +218,7 @@ def sparse_benchmark(quick: bool = False) -> dict[str, Any]:
                 row["ort_speedup"] = ort_rows["dense"] / ort_rows[f"set{k}"]
                 row["ort_ms"] = {"dense": round(ort_rows["dense"], 3), "packed": round(ort_rows[f"set{k}"], 3)}
             results.append(row)
-    return {
-        "model": "distilbert-sized encoder (6×768, FFN 3072), random weights",
-        "tokens": SEQ,
-        "threads": 1,
-        "rounds": rounds,
-        "bp": {"structure": "block-column", "row_block": ROW_BLOCK, "ratio": BP_RATIO},
-        "pattern_cols": PATTERN_COLS,
-        "dense_linears_mb": dense_bytes / 1e6,
-        "results": results,
-    }
+    return results
 
 
 def _ort_latencies(model: Any, sets: list[dict[str, Any]], rounds: int, quick: bool) -> dict[str, float]:

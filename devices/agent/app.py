@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -158,8 +158,12 @@ def create_app(
         if creds is None or creds.scheme.lower() != "bearer" or not hmac.compare_digest(given, expected):
             raise HTTPException(status_code=401, detail="missing or wrong bearer token")
 
-    def require_lease(lease_id: Annotated[str | None, Header(alias=LEASE_HEADER)] = None) -> None:
-        service.leases.check(lease_id)
+    def lease_id_of(request: Request) -> str | None:
+        # read directly (not declared as a parameter): the id is a credential, like the bearer token
+        return request.headers.get(LEASE_HEADER)
+
+    def require_lease(request: Request) -> None:
+        service.leases.check(lease_id_of(request))
 
     auth = [Depends(require_token)]
     leased = [Depends(require_token), Depends(require_lease)]
@@ -195,13 +199,13 @@ def create_app(
         return LeaseInfo(lease_id=lease.lease_id, holder=lease.holder, ttl_s=lease.ttl_s, expires_in_s=lease.ttl_s)
 
     @app.post("/v1/lease/renew", dependencies=auth, responses={423: {"model": ErrorBody}})
-    def renew_lease(body: LeaseRenew, lease_id: Annotated[str | None, Header(alias=LEASE_HEADER)] = None) -> LeaseInfo:
-        lease = service.leases.renew(lease_id, body.ttl_s)
+    def renew_lease(body: LeaseRenew, request: Request) -> LeaseInfo:
+        lease = service.leases.renew(lease_id_of(request), body.ttl_s)
         return LeaseInfo(lease_id=lease.lease_id, holder=lease.holder, ttl_s=lease.ttl_s, expires_in_s=lease.ttl_s)
 
     @app.delete("/v1/lease", dependencies=auth, responses={423: {"model": ErrorBody}})
-    def release_lease(lease_id: Annotated[str | None, Header(alias=LEASE_HEADER)] = None) -> dict[str, Any]:
-        lease = service.leases.release(lease_id)
+    def release_lease(request: Request) -> dict[str, Any]:
+        lease = service.leases.release(lease_id_of(request))
         restored = service.restore()
         return {"released": lease.holder, "restored": restored}
 

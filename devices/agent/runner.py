@@ -185,7 +185,11 @@ def load_artifact(
     """Load an artifact (file or directory, see module docstring) and verify its checksums."""
     p = Path(path)
     t0 = time.perf_counter()
-    if p.is_file():
+    try:
+        is_file, is_dir = p.is_file(), p.is_dir()
+    except OSError as exc:  # e.g. ENAMETOOLONG
+        raise BadInputError(f"{str(p)[:200]}: cannot open the model artifact: {exc.strerror}") from None
+    if is_file:
         digest = sha256_file(p)
         if expected_sha256 and digest != expected_sha256.lower():
             raise BadInputError(f"{p}: sha256 {digest} does not match the expected {expected_sha256}")
@@ -194,7 +198,7 @@ def load_artifact(
         session = _session(p, threads)
         sets = [PatternSet("default", p, digest, session)]
         inputs = _input_specs(session, {}, p)
-    elif p.is_dir():
+    elif is_dir:
         manifest_path = p / MANIFEST
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -224,7 +228,7 @@ def load_artifact(
             sets.append(PatternSet(str(entry.get("name", f"ps{i}")), f, digest, _session(f, threads)))
         inputs = _input_specs(sets[0].session, overrides, manifest_path)
     else:
-        raise BadInputError(f"{p}: model artifact not found (an .onnx file or a directory with {MANIFEST})")
+        raise BadInputError(f"{str(p)[:200]}: model artifact not found (an .onnx file or a directory with {MANIFEST})")
     return LoadedModel(
         model_id=model_id, source=str(p), pattern_sets=sets, inputs=inputs, load_s=time.perf_counter() - t0
     )

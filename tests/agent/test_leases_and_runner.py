@@ -122,3 +122,9 @@ def test_rt3_artifact_layout_is_loaded_in_index_order(tmp_path):
 def test_rt3_artifact_with_a_tampered_member_is_refused(tmp_path):
     with pytest.raises(BadInputError, match=r"sets/1\.onnx: sha256 does not match"):
         load_artifact(_rt3_zip(tmp_path, tamper=True), "m4")
+
+
+def test_unopenable_paths_are_bad_input(tmp_path):
+    """Found by schemathesis: a 4096-character path used to raise ENAMETOOLONG (HTTP 500)."""
+    with pytest.raises(BadInputError, match="cannot open the model artifact: File name too long"):
+        load_artifact("0" * 4096, "x")

@@ -4,14 +4,16 @@ Torch-free on purpose: a board loads artifacts with this module and :mod:`testbe
 (stdlib, numpy, onnxruntime). Layout — an uncompressed ZIP (``.rt3``)::
 
     manifest.json            format, version, model description, pattern sets, sha256 + size of every member
-    sets/<k>.onnx            pattern set k, packed, as one self-contained ONNX graph
+    sets/<k>.onnx            pattern set k, packed, as one ONNX graph
+    shared/<j>.npy           lookup tables all sets share (embeddings, positions), fed as graph inputs
     backbone.safetensors     the shared backbone weights (for reloading into torch)
     masks/<k>.safetensors    pattern set k's boolean masks
     extra/…                  optional (e.g. extra/vocab.json)
 
 Manifest fields: ``format`` = "rt3-artifact", ``format_version`` = 1, ``created_utc``, ``model`` (``family``
 "lm" or "hf", ``config``, ``inputs`` [{name, dtype}], ``outputs``), ``pattern_sets`` (list of {index, name,
-sparsity, accuracy, freq_level, onnx, masks, packed_bytes, …}) and ``files`` ({member: {sha256, bytes}}).
+sparsity, accuracy, freq_level, onnx, masks, packed_bytes, …}), ``shared_inputs`` (list of {name, file,
+shape, dtype}) and ``files`` ({member: {sha256, bytes}}).
 Opening verifies every checksum; any mismatch, missing member or malformed manifest raises BadInputError.
 """
 
@@ -19,12 +21,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import io
 import json
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from devices.errors import BadInputError
 
@@ -120,6 +125,13 @@ class Artifact:
     def pattern_sets(self) -> list[dict[str, Any]]:
         sets: list[dict[str, Any]] = self.manifest["pattern_sets"]
         return sets
+
+    def shared_arrays(self) -> dict[str, np.ndarray]:
+        """The shared graph inputs {name: array} (empty for artifacts without shared tables)."""
+        out = {}
+        for item in self.manifest.get("shared_inputs", []):
+            out[str(item["name"])] = np.load(io.BytesIO(self.read(item["file"])), allow_pickle=False)
+        return out
 
     @property
     def inputs(self) -> list[dict[str, str]]:

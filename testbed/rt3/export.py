@@ -1,9 +1,10 @@
 """ONNX export of packed pattern sets and writing/reading the RT3 artifact (torch side).
 
-Each pattern set is exported as its own self-contained ONNX graph of the *packed* model (gathers and batched
-MatMuls of the packed weights), with dynamic batch and sequence axes. The legacy TorchScript exporter is used
-(opset 17) because the dynamo exporter needs onnxscript; the graph of a packed linear is fixed at export for
-the token count of the example input (≥ 8 tokens → the transposed-gather path).
+Each pattern set is exported as its own ONNX graph of the *packed* model (gathers and batched MatMuls of the
+packed weights), with dynamic batch and sequence axes; lookup tables common to all sets (embeddings, positions)
+are stored once and fed to every graph as inputs (:mod:`testbed.rt3.onnx_share`). The legacy TorchScript
+exporter is used (opset 17) because the dynamo exporter needs onnxscript; the graph of a packed linear is
+fixed at export for the token count of the example input (≥ 8 tokens → the transposed-gather path).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
@@ -24,6 +26,7 @@ from testbed import __version__
 from testbed.rt3.artifact import Artifact, write_artifact
 from testbed.rt3.checkpoint import Checkpoint, build_model
 from testbed.rt3.masking import Masks
+from testbed.rt3.onnx_share import share_lookup_tables
 from testbed.rt3.packed_model import pack_model, packed_nbytes
 
 OPSET = 17
@@ -67,9 +70,16 @@ def build_artifact(ckpt: Checkpoint, path: Path, seq: int = 16, include_backbone
     model = ckpt.model.eval()
     members: dict[str, bytes] = {}
     sets_meta = []
-    for i, s in enumerate(ckpt.sets):
-        packed = pack_model(model, s.masks)
-        members[f"sets/{i}.onnx"] = export_onnx(packed, ckpt.description, seq=seq)
+    packed_sets = [pack_model(model, s.masks) for s in ckpt.sets]
+    graphs, shared = share_lookup_tables([export_onnx(p, ckpt.description, seq=seq) for p in packed_sets])
+    shared_meta = []
+    for j, (name, arr) in enumerate(shared.items()):
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        members[f"shared/{j}.npy"] = buf.getvalue()
+        shared_meta.append({"name": name, "file": f"shared/{j}.npy", "shape": list(arr.shape), "dtype": str(arr.dtype)})
+    for i, (s, packed) in enumerate(zip(ckpt.sets, packed_sets, strict=True)):
+        members[f"sets/{i}.onnx"] = graphs[i]
         members[f"masks/{i}.safetensors"] = st_save({k: v.contiguous() for k, v in s.masks.items()})
         meta = s.meta()
         meta.pop("choices", None)
@@ -94,6 +104,7 @@ def build_artifact(ckpt: Checkpoint, path: Path, seq: int = 16, include_backbone
         "results": ckpt.results,
         "bp": ckpt.bp_config,
         "pattern_sets": sets_meta,
+        "shared_inputs": shared_meta,
     }
     return write_artifact(path, manifest, members)
 

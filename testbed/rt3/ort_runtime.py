@@ -1,8 +1,9 @@
 """The reconfigurable runtime on onnxruntime: what a board runs (no torch).
 
 One ``InferenceSession`` per pattern set, all created when the artifact is loaded; ``switch(k)`` swaps the
-reference to the active session under a lock (no session is created or weight copied at switch time). Memory
-is K sessions (each holds its own copy of the shared embedding and norms; the packed weights dominate).
+reference to the active session under a lock (no session is created or weight copied at switch time). The
+lookup tables all sets share (embeddings, positions) exist once, as OrtValues fed to whichever session runs;
+each extra set costs its packed weights plus its small unshared tensors (norms, biases).
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ def session_options(threads: int = 1) -> Any:
 class OrtReconfigurableModel:
     """K onnxruntime sessions, one per pattern set; ``run(feeds)`` uses the active one."""
 
-    def __init__(self, onnx_models: list[bytes], names: list[str] | None = None, threads: int = 1) -> None:
+    def __init__(
+        self,
+        onnx_models: list[bytes],
+        names: list[str] | None = None,
+        threads: int = 1,
+        shared: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         if not onnx_models:
@@ -41,7 +48,10 @@ class OrtReconfigurableModel:
         opts = session_options(threads)
         self.sessions = [ort.InferenceSession(b, opts, providers=["CPUExecutionProvider"]) for b in onnx_models]
         self.names = names or [f"set{i}" for i in range(len(onnx_models))]
-        self.input_names = [i.name for i in self.sessions[0].get_inputs()]
+        self._shared_arrays = {k: np.ascontiguousarray(v) for k, v in (shared or {}).items()}
+        self._shared = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in self._shared_arrays.items()}
+        self._ortvalue = ort.OrtValue.ortvalue_from_numpy
+        self.input_names = [i.name for i in self.sessions[0].get_inputs() if i.name not in self._shared]
         self._lock = threading.Lock()
         self._index = 0
         self._active = self.sessions[0]
@@ -50,7 +60,7 @@ class OrtReconfigurableModel:
     def from_artifact(cls, path: Path | Artifact, threads: int = 1) -> OrtReconfigurableModel:
         art = path if isinstance(path, Artifact) else Artifact.open(Path(path))
         sets = sorted(art.pattern_sets, key=lambda s: int(s["index"]))
-        return cls([art.read(s["onnx"]) for s in sets], [str(s["name"]) for s in sets], threads)
+        return cls([art.read(s["onnx"]) for s in sets], [str(s["name"]) for s in sets], threads, art.shared_arrays())
 
     @property
     def k(self) -> int:
@@ -76,6 +86,8 @@ class OrtReconfigurableModel:
         if missing:
             raise BadInputError(f"missing model inputs: {sorted(missing)}")
         session = self._active
-        out = session.run(None, {n: np.asarray(feeds[n], dtype=np.int64) for n in self.input_names})
-        result: np.ndarray = out[0]
+        values = {n: self._ortvalue(np.ascontiguousarray(feeds[n], dtype=np.int64)) for n in self.input_names}
+        values.update(self._shared)
+        out = session.run_with_ort_values(None, values)
+        result: np.ndarray = out[0].numpy()
         return result

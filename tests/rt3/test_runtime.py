@@ -127,6 +127,23 @@ def test_artifact_manifest_and_torch_roundtrip(artifact: Path, pipeline: Pipelin
         assert torch.allclose(masked_call(model, masks[1], x), masked_call(pipeline.model, pipeline.sets[1].masks, x))
 
 
+def test_lookup_tables_are_stored_once(artifact: Path) -> None:
+    import onnx
+
+    art = Artifact.open(artifact)
+    shared = art.manifest["shared_inputs"]
+    assert [s["shape"] for s in shared] == [[5000, 64]]  # the position table (≥ 1 MB); the tiny embedding stays
+    for s in art.pattern_sets:
+        graph = onnx.load_from_string(art.read(s["onnx"])).graph
+        assert "shared.0" in [i.name for i in graph.input]
+        assert all(
+            max((len(t.raw_data) for t in [n.attribute[0].t]), default=0) < 1 << 20
+            for n in graph.node
+            if n.op_type == "Constant" and n.attribute
+        )
+    assert art.shared_arrays()["shared.0"].shape == (5000, 64)
+
+
 def test_corrupt_artifact_is_rejected(artifact: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.rt3"
     with zipfile.ZipFile(artifact) as src, zipfile.ZipFile(bad, "w") as dst:

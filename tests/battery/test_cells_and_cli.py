@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 
 from devices.errors import BadInputError, ParseError
 from testbed.battery.cell import bundled_cells, load_cell, parse_cell
+from tests.conftest import SAMPLES
 from traces.battery import read_battery
 from traces.power import read_power
-
-from .conftest import SAMPLES
 
 GOOD = """name = "t"
 capacity_ah = 2.0

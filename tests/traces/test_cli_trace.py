@@ -6,13 +6,12 @@ import json
 
 import pytest
 
+from tests.conftest import SAMPLES
 from traces.battery import read_battery
 from traces.dvfs import read_dvfs
 from traces.info import detect_kind
 from traces.parsers.ftrace import parse_ftrace
 from traces.power import read_power
-
-from .conftest import SAMPLES
 
 
 def test_every_sample_is_labelled_synthetic_or_sourced():

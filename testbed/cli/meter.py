@@ -18,6 +18,7 @@ any pyserial URL (``socket://host:port``, ``loop://``) or a pty. Exit codes: 0 o
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -257,9 +258,7 @@ def fake_cmd(
 
         install_fake_pmic(root)
         uri = "pmic://"
-    console.print(
-        f"built a fake {kind} tree; read it with: testbed meter read {uri} --sysfs-root {root}", highlight=False
-    )
+    typer.echo(f"built a fake {kind} tree; read it with: testbed meter read {uri} --sysfs-root {root}")
 
 
 def _serve_serial_fake(kind: str, link: Path | None, wf: Any, rate_hz: float) -> None:
@@ -273,8 +272,13 @@ def _serve_serial_fake(kind: str, link: Path | None, wf: Any, rate_hz: float) ->
 
         dev = FakeInaStream(wf, rate_hz=rate_hz, chip=kind, link=link).start()
         uri = f"{kind}+serial://{dev.port}"
-    console.print(f"fake {kind} on {dev.port}; in another shell: testbed meter read {uri}", highlight=False)
-    console.print("Ctrl-C stops it.")
+    typer.echo(f"fake {kind} on {dev.port}; in another shell: testbed meter read {uri}")
+    typer.echo("Ctrl-C stops it.")
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)  # clean up the link on `kill` too
     try:
         while True:
             time.sleep(3600)

@@ -199,3 +199,27 @@ def test_a_meter_that_never_answers_is_a_runtime_failure(tmp_path: Path) -> None
     finally:
         port.close()
     one_line_error(c, err, 1, "no sample within")
+
+
+def test_fake_serial_meter_command_serves_until_terminated(tmp_path: Path) -> None:
+    import signal
+
+    link = tmp_path / "um34c"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "testbed", "meter", "fake", "um34c", "--link", str(link), "--shape", "const"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert f"testbed meter read um34c://{link}" in first
+        code, out, err = run_cli("meter", "read", f"um34c://{link}", "-s", "0.5", "--json")
+        assert code == 0, err
+        assert json.loads(out)["mean_power_w"] == pytest.approx(6.0, abs=0.002)  # const at --high-w
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+    assert not link.exists() and not link.is_symlink()

@@ -7,6 +7,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from devices.board_profile import load_profile
@@ -162,7 +163,9 @@ def test_replay_of_a_zero_order_hold_power_trace_integrates_the_steps(tmp_path: 
     from traces.power import PowerTrace, write_power
 
     path = tmp_path / "load.csv"
-    write_power(PowerTrace(t_s=[0.0, 1.0, 3.0, 4.0], power_w=[2.0, 6.0, 1.0, 1.0]), path, source="test")
+    write_power(
+        PowerTrace(t_s=np.array([0.0, 1.0, 3.0, 4.0]), power_w=np.array([2.0, 6.0, 1.0, 1.0])), path, source="test"
+    )
     clock = ManualClock()
     meter = open_meter(f"replay://{path}", clock=clock, sleep=clock.sleep)
     sampler = Sampler(meter, sleep=clock.sleep)

@@ -298,5 +298,51 @@ def switch_benchmark(quick: bool = False) -> dict[str, Any]:
     }
 
 
+def reference_lm_benchmark(quick: bool = False) -> dict[str, Any]:
+    """RT3's own workload: the reference LM (emsize 800, nhid 200, 2 layers, 4 heads, WikiText-2-sized vocabulary
+    of 33 278) on one bptt window of 35 tokens; dense ``nn.TransformerEncoder`` vs packed pattern sets."""
+    import torch
+
+    from testbed.rt3.bp import BPConfig, hard_prune
+    from testbed.rt3.models import LMConfig, TransformerLM, lm_prunable_names
+    from testbed.rt3.packed_model import pack_model
+    from testbed.rt3.pp import build_pattern_set, build_space, uniform_choices
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = TransformerLM(LMConfig(33278, 800, 200, 2, 4, 0.2)).eval()
+    names = lm_prunable_names(model)
+    row_block = 100  # RT3's pattern block size
+    bp = hard_prune(model, names, BPConfig(row_block=row_block, ratio=BP_RATIO))
+    space = build_space(model, bp, row_block, PATTERN_COLS, PP_LEVELS, n_candidates=4)
+    sets = [build_pattern_set(model, bp, space, uniform_choices(space, i)) for i in range(len(PP_LEVELS))]
+    tokens = torch.randint(0, 33278, (1, 35))
+    fns: dict[str, Callable[[], object]] = {"dense": lambda: model(tokens)}
+    for i, s in enumerate(sets):
+        packed = pack_model(model, s.masks)
+        fns[f"set{i}"] = lambda p=packed: p(tokens)  # type: ignore[misc]
+    with torch.inference_mode():
+        ms = _interleaved_ms(fns, 3 if quick else 15)
+    return {
+        "model": "RT3 reference LM (800/200/2/4, vocab 33278), random weights",
+        "tokens": 35,
+        "row_block": row_block,
+        "dense_ms": ms["dense"],
+        "results": [
+            {
+                "sparsity": round(s.sparsity, 4),
+                "speedup": ms["dense"] / ms[f"set{i}"],
+                "ideal": 1 / (1 - s.sparsity),
+                "latency_ms": ms[f"set{i}"],
+            }
+            for i, s in enumerate(sets)
+        ],
+    }
+
+
 def run(quick: bool) -> dict[str, Any]:
-    return {"switch": switch_benchmark(quick), "sparse": sparse_benchmark(quick)}
+    return {
+        "switch": switch_benchmark(quick),
+        "sparse": sparse_benchmark(quick),
+        "reference_lm": reference_lm_benchmark(quick),
+    }

@@ -13,14 +13,16 @@ Measured here before choosing (768→3072 FFN-1, 128 tokens, 1 thread, block-col
   returned as a transposed view, so chained packed layers skip the transposes (feature-major hand-off).
 
 The group height is chosen per weight by a cost model, G·k·(h + 8) (padded multiply-adds plus the gather,
-which costs about as much as 8 rows of GEMM per gathered column), over heights from the whole weight down
-to 32 rows (shorter groups run the batched GEMM far below peak).
+which costs about as much as 8 rows of GEMM per gathered column), over the whole weight, powers of two down to
+32 rows (shorter groups run the batched GEMM far below peak) and multiples of the mask's own row period (the
+gcd of the rows where the kept-column set changes, e.g. RT3's 100-row blocks).
 The packing is exact for any mask (padding is zero), and fast for the structured masks of BP and PP, where
 row-blocks keep equal numbers of columns.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -54,11 +56,27 @@ class PackPlan:
         return self.macs_per_token / self.nnz if self.nnz else 1.0
 
 
-def _candidate_heights(n: int) -> list[int]:
+def _natural_block(m: Tensor) -> int:
+    """Largest row period of the mask's column structure: the gcd of the rows where the kept-column set
+    changes (100 for RT3's 100-row blocks); ``n`` when every row keeps the same columns."""
+    n = m.shape[0]
+    if n < 2:
+        return n
+    changes = ((m[1:] != m[:-1]).any(1).nonzero().flatten() + 1).tolist()
+    return math.gcd(*changes) if changes else n
+
+
+def _candidate_heights(n: int, natural: int) -> list[int]:
+    """Whole weight, powers of two from 32, and multiples of the mask's natural block height."""
     hs = {n}
     h = min(n, MIN_GROUP_ROWS)
     while h < n:
         hs.add(h)
+        h *= 2
+    h = natural
+    while h < n:
+        if h >= min(n, MIN_GROUP_ROWS):
+            hs.add(h)
         h *= 2
     return sorted(hs, reverse=True)
 
@@ -75,7 +93,7 @@ def plan(mask: Tensor, group_rows: int | None = None) -> tuple[PackPlan, Tensor]
         return PackPlan(0, 1, 0, 0, 0, 0), rows
     m = mask[rows]
     best: tuple[float, int, int, int] | None = None
-    heights = [group_rows] if group_rows is not None else _candidate_heights(n)
+    heights = [group_rows] if group_rows is not None else _candidate_heights(n, _natural_block(m))
     for h in heights:
         if h < 1:
             raise BadInputError(f"group_rows must be ≥ 1, got {h}")

@@ -59,6 +59,15 @@ def test_balanced_block_column_packs_without_padding() -> None:
     assert layer.packed.numel() == int(m.sum())  # the packed weight holds exactly the kept weights
 
 
+def test_rt3_sized_blocks_are_found_from_the_mask() -> None:
+    g = torch.Generator().manual_seed(1)
+    m = torch.zeros(1000, 64, dtype=torch.bool)
+    for r in range(0, 1000, 100):  # RT3's 100-row blocks: not a power of two
+        m[r : r + 100, torch.randperm(64, generator=g)[:16]] = True
+    p, _ = plan(m)
+    assert p.group_rows == 100 and p.padding_ratio == 1.0
+
+
 def test_pruned_rows_are_not_computed() -> None:
     m = torch.zeros(64, 16, dtype=torch.bool)
     m[::2] = True

@@ -13,6 +13,7 @@ level or pattern set, an existing run in ``out_dir``, or a resume whose configur
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,18 @@ from testbed.runstore.manifest import base_manifest
 from testbed.runstore.store import RunStore
 
 ProgressFn = Callable[[str, float], None]
+
+
+def commit_interval_s() -> float:
+    """Seconds between run-store commits: 1 s, or ``TESTBED_COMMIT_INTERVAL_S`` (tests use a shorter one)."""
+    raw = os.environ.get("TESTBED_COMMIT_INTERVAL_S", "1.0")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadInputError(f"TESTBED_COMMIT_INTERVAL_S={raw!r} is not a number") from None
+    if not value > 0:
+        raise BadInputError(f"TESTBED_COMMIT_INTERVAL_S must be > 0, got {raw}")
+    return value
 
 
 def make_battery(cfg: ExperimentConfig) -> SteppedBattery:
@@ -103,7 +116,7 @@ def _manifest(cfg: ExperimentConfig) -> dict[str, Any]:
 def open_run(cfg: ExperimentConfig, out_dir: Path | None, resume_dir: Path | None) -> RunStore:
     """Create a new run store in ``out_dir`` or reopen ``resume_dir`` (same configuration required)."""
     if resume_dir is not None:
-        store = RunStore.open(resume_dir)
+        store = RunStore.open(resume_dir, commit_interval_s())
         old = store.manifest().get("config")
         new = _config_json(cfg)
         if old != new:
@@ -112,7 +125,7 @@ def open_run(cfg: ExperimentConfig, out_dir: Path | None, resume_dir: Path | Non
         return store
     if out_dir is None:
         raise BadInputError("give --out DIR for a new run or --resume DIR to continue one")
-    return RunStore.create(out_dir, _manifest(cfg))
+    return RunStore.create(out_dir, _manifest(cfg), commit_interval_s())
 
 
 def _bind(progress: ProgressFn | None, strategy: str) -> Callable[[float], None] | None:
@@ -139,6 +152,9 @@ def run_experiment(
         return run_hil(cfg, out_dir, resume_dir, progress, on_start)
     store = open_run(cfg, out_dir, resume_dir)
     try:
+        if resume_dir is not None:
+            for name in store.mark_interrupted():
+                store.add("events", (None, 0.0, "interrupted", f"phase {name} did not end; resumed"))
         store.begin_phase("resume" if resume_dir is not None else "setup")
         store.end_phase("resume" if resume_dir is not None else "setup")
         done = store.results()

@@ -85,7 +85,10 @@ class RunStore:
         p = run_file(path)
         if not p.is_file():
             raise BadInputError(f"{path}: no run store here (expected {p})")
-        conn = cls._connect(p)
+        try:
+            conn = cls._connect(p)
+        except sqlite3.DatabaseError as exc:
+            raise BadInputError(f"{p}: not a run store ({exc})") from None
         try:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as exc:
@@ -168,6 +171,18 @@ class RunStore:
             "(SELECT max(rowid) FROM phases WHERE name = ? AND wall_end_s IS NULL)",
             (time.time(), time.monotonic(), name),
         )
+
+    def mark_interrupted(self) -> list[str]:
+        """Rename phases that never ended (the process died) to ``<name> (interrupted)``; returns their names.
+
+        Their end times stay unknown (NULL): the checker accepts an open phase only when it is marked so.
+        """
+        names = [r[0] for r in self.conn.execute("SELECT name FROM phases WHERE wall_end_s IS NULL")]
+        self.conn.execute(
+            "UPDATE phases SET name = name || ' (interrupted)' "
+            "WHERE wall_end_s IS NULL AND name NOT LIKE '%(interrupted)'"
+        )
+        return names
 
     def set_result(self, strategy: str, result: dict[str, Any]) -> None:
         """Store a strategy's final result, after committing its remaining rows."""

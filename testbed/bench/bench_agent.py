@@ -17,7 +17,7 @@ from testbed.agent.loadtest import agent_rss_mb, run_load
 def run(quick: bool) -> dict[str, Any]:
     per_client = 50 if quick else 150
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp, start_local_agent(Path(tmp)) as agent:
-        single = run_load(agent.url, agent.token, clients=1, per_client=100, info_every=0).summary()
+        single = run_load(agent.url, agent.token, clients=1, per_client=100).summary()  # same request mix
         rss_start = agent_rss_mb(agent.pid)
         round1 = run_load(agent.url, agent.token, clients=20, per_client=per_client).summary()
         rss_mid = agent_rss_mb(agent.pid)

@@ -104,7 +104,7 @@ class BucketBattery:
 
 
 class EcmBattery:
-    """The Thevenin cell of :mod:`testbed.battery.ecm`, stepped by the caller."""
+    """The Thevenin cell of :mod:`testbed.battery.ecm`, stepped by the caller (plain floats, for speed)."""
 
     def __init__(
         self,
@@ -117,96 +117,118 @@ class EcmBattery:
         _check_common(soc0, efficiency, static_power_w)
         if len(cell.rc) > 2:
             raise BadInputError(f"cell {cell.name}: at most two RC pairs are supported")
+        if not (max_step_s > 0 and math.isfinite(max_step_s)):
+            raise BadInputError(f"max_step_s must be a positive number, got {max_step_s}")
         self.cell = cell
         self.efficiency = efficiency
         self.static_power_w = static_power_w
         self.max_step_s = max_step_s
         self.soc = soc0
-        self.v_rc = [0.0 for _ in cell.rc]
+        self.v1 = self.v2 = 0.0
         self.ended = False
         self.end_reason = ""
         self.load_energy_j = 0.0
         self._v = math.nan
         self._i = 0.0
-        self._xs, self._ys = cell.ocv_soc, cell.ocv_v
+        self._r0 = cell.r0_ohm
+        self._v_cut = cell.v_cutoff_v
+        self._q_as = 3600.0 * cell.capacity_ah
+        self._n_rc = len(cell.rc)
+        self._r1 = cell.rc[0].r_ohm if self._n_rc > 0 else 0.0
+        self._tau1 = cell.rc[0].tau_s if self._n_rc > 0 else 1.0
+        self._r2 = cell.rc[1].r_ohm if self._n_rc > 1 else 0.0
+        self._tau2 = cell.rc[1].tau_s if self._n_rc > 1 else 1.0
+        xs, ys = cell.ocv_soc, cell.ocv_v
+        self._xs, self._ys = xs, ys
+        self._slopes = [(ys[k + 1] - ys[k]) / (xs[k + 1] - xs[k]) for k in range(len(xs) - 1)]
+        self._seg = len(self._slopes) - 1
+        self._find_segment()
 
-    def _ocv(self, soc: float) -> float:
-        xs, ys = self._xs, self._ys
-        if soc <= xs[0]:
-            return ys[0]
-        lo, hi = 0, len(xs) - 1
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if xs[mid] <= soc:
-                lo = mid
-            else:
-                hi = mid
-        return ys[lo] + (ys[hi] - ys[lo]) * (soc - xs[lo]) / (xs[hi] - xs[lo])
+    @property
+    def v_rc(self) -> list[float]:
+        """Voltages across the RC pairs (V)."""
+        return [self.v1, self.v2][: self._n_rc]
 
-    def _solve(self, soc: float, v_rc: list[float], p: float) -> tuple[float, float, float]:
-        """(current A, terminal V, discriminant) for battery power ``p`` at a state; disc < 0: cannot deliver."""
-        e = self._ocv(soc) - sum(v_rc)
-        disc = e * e - 4.0 * self.cell.r0_ohm * p
-        if disc < 0.0 or e <= 0.0:
-            return math.nan, math.nan, min(disc, -1e-300)
-        i = 2.0 * p / (e + math.sqrt(disc))
-        return i, e - i * self.cell.r0_ohm, disc
+    def _find_segment(self) -> None:
+        """The OCV segment holding the SoC (the SoC only falls, so the search only moves down)."""
+        seg, xs = len(self._slopes) - 1, self._xs
+        while seg > 0 and self.soc < xs[seg]:
+            seg -= 1
+        self._seg = seg
 
     def step(self, power_w: float, dt_s: float) -> float:
         if self.ended or dt_s <= 0.0:
             return 0.0
+        if dt_s <= self.max_step_s:
+            return self._step(power_w, dt_s)
         done = 0.0
-        n = max(1, math.ceil(dt_s / self.max_step_s - 1e-9))
+        n = math.ceil(dt_s / self.max_step_s - 1e-9)
         h = dt_s / n
         for _ in range(n):
-            got = self._step(power_w, h)
-            done += got
+            done += self._step(power_w, h)
             if self.ended:
                 break
         return done
 
     def _step(self, power_w: float, dt: float) -> float:
-        cell = self.cell
         p = (power_w + self.static_power_w) / self.efficiency
-        i, v, disc = self._solve(self.soc, self.v_rc, p)
-        if disc < 0.0:
+        r0, v_cut, xs, ys, slopes = self._r0, self._v_cut, self._xs, self._ys, self._slopes
+        soc, v1, v2, seg = self.soc, self.v1, self.v2, self._seg
+        e = ys[seg] + slopes[seg] * (soc - xs[seg]) - v1 - v2
+        disc = e * e - 4.0 * r0 * p
+        if disc < 0.0 or e <= 0.0:
             self.ended, self.end_reason = True, "power_limit"
             return 0.0
-        if v < cell.v_cutoff_v:
+        i = 2.0 * p / (e + math.sqrt(disc))
+        v = e - i * r0
+        if v < v_cut:
             self.ended, self.end_reason = True, "cutoff"
             return 0.0
-        q_as = 3600.0 * cell.capacity_ah
-        dsoc = i * dt / q_as
-        if dsoc >= self.soc:  # the charge runs out inside the step
-            frac = self.soc / dsoc
+        dsoc = i * dt / self._q_as
+        if dsoc >= soc:  # the charge runs out inside the step
+            frac = soc / dsoc
             self.soc = 0.0
             self.load_energy_j += power_w * dt * frac
             self.ended, self.end_reason = True, "empty"
             self._v, self._i = v, i
             return dt * frac
-        soc_new = self.soc - dsoc
-        rc_new = []
-        for pair, vj in zip(cell.rc, self.v_rc, strict=True):
-            a = math.exp(-dt / pair.tau_s)
-            rc_new.append(vj * a + pair.r_ohm * i * (1.0 - a))
-        i2, v2, disc2 = self._solve(soc_new, rc_new, p)
+        soc_new = soc - dsoc
+        n1, n2 = v1, v2
+        if self._n_rc:
+            a1 = math.exp(-dt / self._tau1)
+            n1 = v1 * a1 + self._r1 * i * (1.0 - a1)
+            if self._n_rc > 1:
+                a2 = math.exp(-dt / self._tau2)
+                n2 = v2 * a2 + self._r2 * i * (1.0 - a2)
+        while seg > 0 and soc_new < xs[seg]:
+            seg -= 1
+        self._seg = seg
+        e2 = ys[seg] + slopes[seg] * (soc_new - xs[seg]) - n1 - n2
+        disc2 = e2 * e2 - 4.0 * r0 * p
         frac = 1.0
-        if disc2 < 0.0:
-            frac = disc / (disc - disc2)
+        i2 = v2_ = math.nan
+        if disc2 < 0.0 or e2 <= 0.0:
+            frac = disc / (disc - disc2) if disc2 < 0.0 else 1.0
             self.end_reason = "power_limit"
-        elif v2 < cell.v_cutoff_v:
-            frac = (v - cell.v_cutoff_v) / (v - v2)
-            self.end_reason = "cutoff"
+            if frac >= 1.0:
+                frac = 1.0 - 1e-12
+        else:
+            i2 = 2.0 * p / (e2 + math.sqrt(disc2))
+            v2_ = e2 - i2 * r0
+            if v2_ < v_cut:
+                frac = (v - v_cut) / (v - v2_)
+                self.end_reason = "cutoff"
         if frac < 1.0:
             self.ended = True
-            self.soc -= dsoc * frac
-            self.v_rc = [vj + (vn - vj) * frac for vj, vn in zip(self.v_rc, rc_new, strict=True)]
+            self.soc = soc - dsoc * frac
+            self.v1, self.v2 = v1 + (n1 - v1) * frac, v2 + (n2 - v2) * frac
             self.load_energy_j += power_w * dt * frac
-            self._v, self._i = (cell.v_cutoff_v if self.end_reason == "cutoff" else v), i
+            self._v, self._i = (v_cut if self.end_reason == "cutoff" else v), i
+            self._find_segment()
             return dt * frac
-        self.soc, self.v_rc = soc_new, rc_new
+        self.soc, self.v1, self.v2 = soc_new, n1, n2
         self.load_energy_j += power_w * dt
-        self._v, self._i = v2, i2
+        self._v, self._i = v2_, i2
         return dt
 
     def voltage_v(self) -> float | None:
@@ -216,14 +238,16 @@ class EcmBattery:
         return self._i
 
     def state(self) -> dict[str, Any]:
-        return {"soc": self.soc, "v_rc": list(self.v_rc), "load_energy_j": self.load_energy_j, "ended": self.ended,
-                "end_reason": self.end_reason, "v": None if math.isnan(self._v) else self._v, "i": self._i}  # fmt: skip
+        return {"soc": self.soc, "v_rc": [self.v1, self.v2], "load_energy_j": self.load_energy_j,
+                "ended": self.ended, "end_reason": self.end_reason, "v": None if math.isnan(self._v) else self._v,
+                "i": self._i}  # fmt: skip
 
     def restore(self, state: dict[str, Any]) -> None:
         self.soc = float(state["soc"])
-        self.v_rc = [float(x) for x in state["v_rc"]]
+        self.v1, self.v2 = (float(x) for x in state["v_rc"])
         self.load_energy_j = float(state["load_energy_j"])
         self.ended = bool(state["ended"])
         self.end_reason = str(state["end_reason"])
         self._v = math.nan if state["v"] is None else float(state["v"])
         self._i = float(state["i"])
+        self._find_segment()

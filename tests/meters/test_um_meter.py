@@ -115,3 +115,36 @@ def test_socket_url_target_is_passed_to_pyserial() -> None:
     p = parse_uri("um34c://socket://127.0.0.1:7000?logging=debug&baud=9600&rate_hz=2")
     assert p.target == "socket://127.0.0.1:7000?logging=debug"
     assert p.params == {"baud": "9600", "rate_hz": "2"}
+
+
+def test_a_meter_behind_a_tcp_bridge_via_pyserial_socket_url() -> None:
+    """`um25c://socket://host:port` (e.g. ser2net in front of the rfcomm port) goes through pyserial."""
+    import socket
+    import threading
+
+    from devices.meters.um_protocol import UMReading, encode_frame
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    frame = encode_frame(UMReading("um25c", 5.01, 0.5, 2.505, group_mwh=[10] + [0] * 9))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while data := conn.recv(16):
+                for byte in data:
+                    if byte == 0xF0:
+                        conn.sendall(frame[:40])  # split across TCP segments
+                        conn.sendall(frame[40:])
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    meter = open_meter(f"um25c://socket://127.0.0.1:{port}?timeout_s=2")
+    try:
+        samples = [meter.read() for _ in range(3)]
+    finally:
+        meter.close()
+        server.close()
+    assert all(s.power_w == pytest.approx(2.505) and s.energy_j == pytest.approx(36.0) for s in samples)

@@ -1,0 +1,120 @@
+"""``testbed profile``: measure a profile table through a device agent, or sweep a design space.
+
+Light at import time; the agent client and the profiler are imported inside the command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from devices.errors import BadInputError
+from testbed.cli.common import JsonOpt, console, print_json
+
+
+@contextlib.contextmanager
+def agent_session(agent: str | None, token_file: Path | None, emulate: str | None) -> Iterator[tuple[Any, bool]]:
+    """A leased :class:`AgentClient` to ``agent``, or to a fresh emulated agent; yields (client, local)."""
+    from testbed.agent.client import AgentClient, read_token
+
+    if (agent is None) == (emulate is None):
+        raise BadInputError("give exactly one of --agent URL and --emulate PROFILE")
+    if agent is not None:
+        with AgentClient(agent, read_token(token_file)) as client, client.lease("testbed-profile"):
+            yield client, agent.startswith(("http://127.0.0.1", "http://localhost"))
+        return
+    from testbed.agent.launch import start_local_agent
+
+    assert emulate is not None
+    with tempfile.TemporaryDirectory(prefix="testbed-profile-") as d:
+        local = start_local_agent(Path(d), emulate)
+        try:
+            with AgentClient(local.url, local.token) as client, client.lease("testbed-profile"):
+                yield client, True
+        finally:
+            local.stop()
+
+
+def load_on_agent(client: Any, artifact: Path, local: bool) -> dict[str, Any]:
+    """Load ``artifact`` on the agent: by path when it shares this file system, else by upload."""
+    if not artifact.exists():
+        raise BadInputError(f"{artifact}: no such artifact")
+    if local:
+        return dict(client.load_model(str(artifact.resolve())))
+    if artifact.is_dir():
+        raise BadInputError(f"{artifact}: a remote agent needs a single-file artifact (.rt3 or .onnx) to upload")
+    return dict(client.upload_model(artifact))
+
+
+def profile_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Profile CSV to write (or the sweep CSV with --sweep).")],
+    artifact: Annotated[Path | None, typer.Option("--artifact", help="Model artifact (.rt3, .onnx, dir).")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", help="Agent URL, e.g. http://127.0.0.1:8765.")] = None,
+    token_file: Annotated[Path | None, typer.Option("--token-file", help="The agent's token file.")] = None,
+    emulate: Annotated[str | None, typer.Option("--emulate", help="Start an emulated agent for this board.")] = None,
+    window_s: Annotated[float, typer.Option("--window-s", help="Seconds per measurement window.")] = 1.0,
+    rel_ci: Annotated[float, typer.Option("--rel-ci", help="Target 95% CI half-width, relative.")] = 0.05,
+    min_reps: Annotated[int, typer.Option("--min-reps", help="Repetitions at least.")] = 3,
+    max_reps: Annotated[int, typer.Option("--max-reps", help="Repetition cap.")] = 10,
+    levels: Annotated[str | None, typer.Option("--levels", help="Comma-separated levels (default all).")] = None,
+    sets: Annotated[str | None, typer.Option("--sets", help="Comma-separated pattern sets (default all).")] = None,
+    sweep: Annotated[int, typer.Option("--sweep", help="Sweep N Latin-hypercube model configurations.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Sweep sampling seed.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Profile every pattern set × frequency level through an agent (or, with --sweep, a design space)."""
+    if not (window_s > 0 and 0 < rel_ci < 1 and 2 <= min_reps <= max_reps):
+        raise BadInputError("need --window-s > 0, 0 < --rel-ci < 1 and 2 ≤ --min-reps ≤ --max-reps")
+    if sweep:
+        from testbed.experiment.sweep import run_sweep
+
+        if artifact is not None:
+            raise BadInputError("--sweep builds its own models; do not pass --artifact")
+        with agent_session(agent, token_file, emulate) as (client, local):
+            report = run_sweep(client, sweep, out, seed=seed, window_s=window_s, local=local, progress=_say(json_out))
+        if json_out:
+            print_json(report)
+        else:
+            console.print(f"wrote {out} ({report['measurements']} measurements) and {report['predictor']}")
+            for target, err in report["held_out"].items():
+                console.print(
+                    f"  held-out {target}: MAPE {err['mape']:.1%}, 90% interval coverage {err['coverage']:.0%}"
+                )
+        return
+    if artifact is None:
+        raise BadInputError("give --artifact FILE (or --sweep N)")
+    from testbed.experiment.profiler import ProfileOptions, artifact_metadata, profile_through_agent
+
+    opts = ProfileOptions(
+        window_s=window_s, min_reps=min_reps, max_reps=max_reps, rel_ci=rel_ci,
+        levels=tuple(levels.split(",")) if levels else None, pattern_sets=tuple(sets.split(",")) if sets else None,
+    )  # fmt: skip
+    with agent_session(agent, token_file, emulate) as (client, local):
+        loaded = load_on_agent(client, artifact, local)
+        names = [ps["name"] for ps in loaded["pattern_sets"]]
+        say = _say(json_out)
+        table = profile_through_agent(
+            client, loaded["model_id"], names, artifact_metadata(artifact), opts,
+            progress=lambda lv, ps: say(f"measuring {ps} at {lv}"),
+        )  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table.to_csv())
+    rows = [r.__dict__ for r in table.rows.values()]
+    if json_out:
+        print_json({"out": str(out), "meta": table.meta, "rows": rows})
+    else:
+        flagged = sum(r["throttled"] for r in rows)
+        console.print(f"wrote {out}: {len(rows)} rows, {flagged} flagged throttled")
+
+
+def _say(quiet: bool) -> Any:
+    def say(msg: str) -> None:
+        if not quiet:
+            console.print(msg, highlight=False)
+
+    return say

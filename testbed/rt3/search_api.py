@@ -5,7 +5,8 @@
   copy (the backbone itself is never modified);
 * :meth:`PatternSearchAPI.predict_latency_ms` — RT3's operation-count latency model, a PREDICTION, not a
   measurement: latency(f) = (3.0 / f_GHz) · (mults/1e4 · 0.014370 + adds/1e4 · 0.014575) ms;
-* :meth:`PatternSearchAPI.measure_latency_ms` — the median wall time of the packed set on this machine.
+* :meth:`PatternSearchAPI.measure_latency_ms` — the median wall time of the packed set on this machine (torch or
+  onnxruntime).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -87,15 +89,39 @@ class PatternSearchAPI:
         return RT3_CALIBRATION_GHZ / freq_ghz * base
 
     def measure_latency_ms(
-        self, pattern_set: PatternSet, inputs: Sequence[Tensor], repeats: int = 20, warmup: int = 3
+        self,
+        pattern_set: PatternSet,
+        inputs: Sequence[Tensor],
+        repeats: int = 20,
+        warmup: int = 3,
+        backend: str = "torch",
+        threads: int = 1,
     ) -> float:
-        """MEASURED median latency (ms) of the packed set on this machine, torch backend."""
+        """MEASURED median latency (ms) of the packed set on this machine, ``torch`` or ``ort`` backend.
+
+        ``inputs`` are the model's positional inputs (tokens; or input_ids, attention_mask). Raises
+        BadInputError for an unknown backend.
+        """
         packed = pack_model(self.model, pattern_set.masks)
+        run: Callable[[], object]
+        if backend == "torch":
+            run = partial(packed, *inputs)
+        elif backend == "ort":
+            from testbed.rt3.checkpoint import model_description
+            from testbed.rt3.export import example_inputs, export_onnx
+            from testbed.rt3.ort_runtime import OrtReconfigurableModel
+
+            desc = model_description(self.model)
+            names, _ = example_inputs(desc)
+            rt = OrtReconfigurableModel([export_onnx(packed, desc, seq=int(inputs[0].shape[1]))], threads=threads)
+            run = partial(rt.run, {n: t.numpy() for n, t in zip(names, inputs, strict=True)})
+        else:
+            raise BadInputError(f"unknown backend {backend!r}; choose torch or ort")
         times = []
         with torch.inference_mode():
             for i in range(warmup + repeats):
                 t0 = time.perf_counter()
-                packed(*inputs)
+                run()
                 if i >= warmup:
                     times.append((time.perf_counter() - t0) * 1e3)
         return statistics.median(times)

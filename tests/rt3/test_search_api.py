@@ -39,3 +39,6 @@ def test_search_api_build_evaluate_predict_measure(pipeline: Pipeline) -> None:
         api.predict_latency_ms(low, freq_ghz=0)
     x = torch.randint(0, len(pipeline.vocab), (1, 35))
     assert api.measure_latency_ms(high, [x], repeats=3, warmup=1) > 0
+    assert api.measure_latency_ms(high, [x], repeats=2, warmup=1, backend="ort") > 0
+    with pytest.raises(BadInputError):
+        api.measure_latency_ms(high, [x], backend="tvm")

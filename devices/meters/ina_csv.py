@@ -10,10 +10,11 @@ Recognised line layouts (comma, semicolon, tab or space separated):
   ``mA``, ``current``) and a voltage column (``busV``, ``bus_V``, ``voltage``, ``V``…), e.g.
   ``ms,busV,mA,mW``.
 
-The first data line (or a header) fixes the layout for the rest of the stream, so a partial line with
-fewer fields is never read as another layout; a layout that stops fitting (a header that arrived cut
-short) is re-inferred after :data:`RELAYOUT_AFTER` consistent lines. Banners, headers and partial
-lines are not data: :meth:`InaLineParser.parse` returns ``None`` for them and counts them.
+A header, or else the first two consecutive data lines with the same number of fields, fix the layout
+for the rest of the stream, so a partial line with fewer fields is never read as another layout; a
+layout that stops fitting (a header that arrived cut short) is re-inferred after
+:data:`RELAYOUT_AFTER` consistent lines. Banners, headers and partial lines are not data:
+:meth:`InaLineParser.parse` returns ``None`` for them and counts them.
 
 Power is ``power_mW`` when the sketch prints it (the INA's power register: bus voltage × current),
 else bus voltage × current — the power delivered to the device under test, which sits on the bus
@@ -72,6 +73,7 @@ class InaLineParser:
         self.skipped = 0
         self.relayouts = 0
         self._mismatch = (0, 0)  # (field count, consecutive lines) not fitting the layout
+        self._candidate = 0  # field count of the last numeric line while no layout is known
 
     def parse(self, line: str) -> InaRecord | None:
         """The record on ``line`` or ``None`` (banner, header, partial or garbled line)."""
@@ -90,6 +92,12 @@ class InaLineParser:
                 self.skipped += 1
                 return None
             values.append(x)
+        # No header: infer the layout from the field count, but only once two consecutive lines agree,
+        # so that a partial first line cannot pass for a shorter layout.
+        if self.layout is None and self._candidate != len(values):
+            self._candidate = len(values)
+            self.skipped += 1
+            return None
         layout = self.layout if self.layout is not None else _DEFAULT_LAYOUTS.get(len(values))
         if layout is not None and len(layout) != len(values):
             layout = self._relayout(len(values))

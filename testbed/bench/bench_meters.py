@@ -103,10 +103,11 @@ def _ina219(wf: Waveform, rate_hz: float, window_s: float) -> dict[str, Any]:
         t = S + round(i * S / rate_hz)
         host = t + 200_000 + (i * 7919) % 900_000  # 0.2–1.1 ms of USB/serial latency
         rec = parser.parse(dev.line_at(t))
-        assert rec is not None and rec.millis is not None
+        if rec is None or rec.millis is None:  # the first line only fixes the layout
+            continue
         t_ns, _ = mapper.map(rec.millis, host)
         samples.append(Sample(t_ns, rec.power_w, rec.voltage_v, rec.current_a))
-    off = samples[0].t_ns - S  # the mapping's constant offset (the first line's latency)
+    off = samples[0].t_ns - (S + round(S / rate_hz))  # the mapping's constant offset (first line's latency)
     t0, t1 = S + off + round(0.513 * S), S + off + round((0.513 + window_s) * S)
     return _case(samples, t0, t1, wf.energy_j(0.513, 0.513 + window_s))
 

@@ -20,6 +20,7 @@ MS = 1_000_000
 
 def test_the_adafruit_layout_and_power_from_bus_voltage() -> None:
     p = InaLineParser()
+    assert p.parse("123446,5.012,52.10,5.064,521.00") is None  # one line does not fix the layout yet
     rec = p.parse("123456,5.012,52.10,5.064,521.00")
     assert rec is not None
     assert rec.millis == 123456
@@ -37,11 +38,22 @@ def test_banner_header_and_other_layouts() -> None:
     rec = p.parse("10;4.9;100;510")
     assert rec is not None and rec.millis == 10 and rec.power_w == pytest.approx(0.51)
     q = InaLineParser()
+    assert q.parse("0,5.0,10.0,5.01,100.0,499.0") is None
     six = q.parse("1,5.0,10.0,5.01,100.0,499.0")
     assert six is not None and six.power_w == pytest.approx(0.499)
     assert q.parse("5.0\t10.0\t5.01\t100.0") is None  # the stream's layout has 6 fields: a partial line
-    four = InaLineParser().parse("5.0\t10.0\t5.01\t100.0")
+    r = InaLineParser()
+    r.parse("5.0\t10.0\t5.01\t100.0")
+    four = r.parse("5.0\t10.0\t5.01\t100.0")
     assert four is not None and four.millis is None and four.power_w == pytest.approx(0.5)
+
+
+def test_a_partial_first_line_cannot_fix_a_shorter_layout() -> None:
+    p = InaLineParser()
+    assert p.parse("39,5.000,50.0") is None  # the tail of a 5-field line would pass for 3 fields
+    assert p.parse("49,5.000,50.00,5.050,500.00") is None
+    rec = p.parse("59,5.000,50.00,5.050,500.00")
+    assert rec is not None and rec.current_a == pytest.approx(0.5)
 
 
 def test_a_header_cut_short_is_outvoted_by_the_data() -> None:
@@ -68,9 +80,11 @@ def test_a_header_cut_short_is_outvoted_by_the_data() -> None:
 )
 def test_partial_and_garbled_lines_are_skipped(line: str) -> None:
     p = InaLineParser()
+    p.parse("990,5.0,10.0,5.01,100.0")
     assert p.parse("1000,5.0,10.0,5.01,100.0") is not None  # the stream's layout
+    skipped = p.skipped
     assert p.parse(line) is None
-    assert p.skipped == 1
+    assert p.skipped == skipped + 1
     assert p.parse("1010,5.0,10.0,5.01,100.0") is not None
 
 

@@ -49,6 +49,7 @@ class RunStore:
             for name, cols in TABLES.items()
         }
         self._last_commit = time.monotonic()
+        self._opened = self._last_commit
         self.commits = 0
 
     # -- opening -----------------------------------------------------------------------------------------
@@ -119,6 +120,12 @@ class RunStore:
     def extend(self, table: str, rows: Iterable[Sequence[Any]]) -> None:
         """Buffer several rows of ``table``."""
         self._buffers[table].extend(rows)
+
+    def log(self, source: str, kind: str, data: Any, t_s: float | None = None) -> None:
+        """Buffer one row of the generic ``log`` table (``data`` is stored as JSON; ``t_s`` defaults to
+        seconds since the store was opened, monotonic)."""
+        t = t_s if t_s is not None else time.monotonic() - self._opened
+        self._buffers["log"].append((t, source, kind, json.dumps(data)))
 
     def buffer(self, table: str) -> list[Sequence[Any]]:
         """The live buffer of ``table`` (hot loops append to it directly)."""

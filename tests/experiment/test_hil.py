@@ -16,6 +16,8 @@ from testbed.experiment.sweep import ModelConfig, write_encoder_onnx
 from testbed.runstore.store import RunStore
 from testbed.runstore.verify import verify
 
+ALL = '["dense-max", "dvfs-dense", "static-sparse", "rt3", "oracle"]'
+
 
 def _artifact(d: Path) -> Path:
     """Two pattern sets of one interface: a wide FFN ("dense") and a narrow one ("sparse")."""
@@ -38,12 +40,12 @@ def _planning_table(path: Path) -> Path:
     return path
 
 
-def _experiment(tmp_path: Path, url: str, token: Path, compress: bool, energy_j: float) -> Path:
+def _experiment(tmp_path: Path, url: str, token: Path, compress: bool, energy_j: float, strategies: str = ALL) -> Path:
     exp = tmp_path / f"hil-{compress}.toml"
     exp.write_text(f"""
 name = "hil"
 mode = "hil"
-strategies = ["dense-max", "dvfs-dense", "static-sparse", "rt3", "oracle"]
+strategies = {strategies}
 [board]
 profile = "rpi4"
 agents = ["{url}"]
@@ -87,7 +89,16 @@ def test_hil_real_time_short_battery(tmp_path: Path) -> None:
     agent = start_local_agent(tmp_path / "agent", "rpi4")
     with agent:
         token = tmp_path / "agent" / "token"
-        cfg = load_experiment(_experiment(tmp_path, agent.url, token, compress=False, energy_j=2.0))
+        cfg = load_experiment(
+            _experiment(
+                tmp_path,
+                agent.url,
+                token,
+                compress=False,
+                energy_j=2.0,
+                strategies='["dense-max", "dvfs-dense", "rt3"]',
+            )
+        )
         results = run_experiment(cfg, tmp_path / "run")
     _check_run(tmp_path / "run", results)
     for r in results.values():

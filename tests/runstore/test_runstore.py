@@ -165,3 +165,13 @@ def test_run_cli_bad_experiment_is_one_line(tmp_path: Path) -> None:
     r = _cli("run", str(exp), "--out", str(tmp_path / "o"))
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "battery.energy_j" in r.stderr and str(exp) in r.stderr
+
+
+def test_generic_log_for_other_components(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path, _manifest())
+    store.log("search", "episode", {"reward": 0.5, "sets": ["a", "b"]}, t_s=1.0)
+    store.log("search", "episode", {"reward": 0.7})
+    store.close()
+    rows = RunStore.open(tmp_path).rows("log")
+    assert [json.loads(r[3])["reward"] for r in rows] == [0.5, 0.7]
+    assert rows[0][:3] == (1.0, "search", "episode")

@@ -4,10 +4,11 @@ CSV, one row per (pattern set, level), ``#`` comment lines first (``# key=value;
 
     # rt3_profile v1; board=rpi4; source=model
     pattern_set,level,freq_khz,sparsity,accuracy,latency_p50_ms,latency_p90_ms,latency_p99_ms,
-        energy_per_inference_j,mean_power_w,peak_power_w,idle_power_w,throttled,repetitions
+        energy_per_inference_j,mean_power_w,peak_power_w,idle_power_w,throttled,repetitions,temp_c_max
 
 Units: milliseconds, joules, watts, kHz; ``accuracy`` and ``sparsity`` in [0, 1]; ``throttled`` is 0/1
-(a measurement taken while the board throttled). Every problem raises
+(a measurement taken while the board throttled); ``temp_c_max`` is the hottest thermal-zone reading
+seen around the measurement windows (0 = not recorded). The last three columns are optional. Every problem raises
 :class:`~devices.errors.ParseError` naming the file, the line and the field.
 """
 
@@ -39,6 +40,7 @@ COLUMNS = (
     "idle_power_w",
     "throttled",
     "repetitions",
+    "temp_c_max",
 )
 
 
@@ -60,6 +62,7 @@ class ProfileRow:
     idle_power_w: float
     throttled: int = 0
     repetitions: int = 1
+    temp_c_max: float = 0.0
 
 
 @dataclass

@@ -97,6 +97,17 @@ def _throttled(m: dict[str, Any]) -> bool:
     return bool(m.get("throttled_during")) or bool(m.get("frequency_changed_during"))
 
 
+def _temp_c(m: dict[str, Any]) -> float:
+    """The hottest thermal-zone reading in a measurement's before/after snapshots (0 when none)."""
+    temps = [
+        float(v)
+        for snap in (m.get("before") or {}, m.get("after") or {})
+        for v in (snap.get("thermal_c") or {}).values()
+        if isinstance(v, (int, float))
+    ]
+    return max(temps, default=0.0)
+
+
 def measure_cell(
     client: Any, model_id: str, level: str, pattern_set: str, opts: ProfileOptions
 ) -> tuple[dict[str, float], int, bool]:
@@ -110,11 +121,13 @@ def measure_cell(
     peaks: list[float] = []
     latencies: list[float] = []
     throttled = False
+    temp_c = 0.0
     reps = 0
     while reps < opts.max_reps:
         m = client.measure(model_id, inferences=n, warmup=opts.warmup, level=level, pattern_set=pattern_set)
         reps += 1
         throttled |= _throttled(m)
+        temp_c = max(temp_c, _temp_c(m))
         e = m.get("energy") or {}
         if m.get("energy_per_inference_j") is None or not e:
             raise BadInputError("the agent has no power meter: cannot profile energy")
@@ -135,6 +148,7 @@ def measure_cell(
         "mean_power_w": statistics.fmean(powers),
         "peak_power_w": max(peaks),
         "energy_rel_ci": rel_half_width(energies),
+        "temp_c_max": temp_c,
     }
     return stats, reps, throttled
 
@@ -200,7 +214,7 @@ def profile_through_agent(
                     latency_p90_ms=stats["latency_p90_ms"], latency_p99_ms=stats["latency_p99_ms"],
                     energy_per_inference_j=stats["energy_per_inference_j"], mean_power_w=stats["mean_power_w"],
                     peak_power_w=stats["peak_power_w"], idle_power_w=idle_w, throttled=int(thr or idle_thr),
-                    repetitions=reps,
+                    repetitions=reps, temp_c_max=stats["temp_c_max"],
                 )
             )  # fmt: skip
     table_meta = {

@@ -66,10 +66,14 @@ def test_profile_through_emulated_agent(tmp_path: Path) -> None:
         assert again.get("ps1", "f600").accuracy == 0.9 and again.meta["board"] == "rpi4"
 
         # throttling on the board: every row measured from now on is flagged
-        FakeKernel.load(agent.root).set_throttled_flags(0x50005)
+        kernel = FakeKernel.load(agent.root)
+        kernel.set_throttled_flags(0x50005)
+        kernel.set_temperature("cpu-thermal", 83.5)
         one = ProfileOptions(window_s=0.2, warmup=1, min_reps=2, max_reps=2, levels=("f1000",), pattern_sets=("ps1",))
         flagged = profile_through_agent(c, loaded["model_id"], names, meta, one)
         assert [r.throttled for r in flagged.rows.values()] == [1]
+        assert [r.temp_c_max for r in flagged.rows.values()] == [83.5]
+        assert all(0 < r.temp_c_max < 83.5 for r in table.rows.values())  # the emulated idle temperature
 
 
 def test_profile_cli_bad_input(tmp_path: Path) -> None:

@@ -234,10 +234,7 @@ class AgentService:
             wall_s = time.perf_counter() - t0
             energy: dict[str, Any] | None = None
             if self.sampler is not None:
-                result = self.sampler.end_window(key)
-                if subtract_idle and self.sampler.idle_power_w is not None:
-                    result = result.with_idle(self.sampler.idle_power_w)
-                energy = result.to_dict()
+                energy = self.sampler.end_window(key, subtract_idle=subtract_idle).to_dict()
             after = self.board.snapshot()
         ordered = sorted(latencies)
         stats = {

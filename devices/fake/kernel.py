@@ -131,6 +131,10 @@ class FakeKernel:
         from devices.fake.tools import install_tools
 
         install_tools(root_path, prof.tools)
+        if any(uri.startswith("pmic://") for uri in prof.meters):
+            from devices.fake.meters.pmic import install_fake_pmic
+
+            install_fake_pmic(root_path)  # vcgencmd pmic_read_adc on an emulated Pi 5
         kernel._write_marker()
         return kernel
 

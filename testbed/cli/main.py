@@ -17,10 +17,12 @@ from testbed import __version__
 from testbed.cli import agent as agent_cmd
 from testbed.cli import battery as battery_cmd
 from testbed.cli import board as board_cmd
-from testbed.cli import trace as trace_cmd
-from testbed.cli import meter as meter_cmd
-from testbed.cli import rt3 as rt3_cmd
 from testbed.cli import experiment as experiment_cmd
+from testbed.cli import meter as meter_cmd
+from testbed.cli import report as report_cmd
+from testbed.cli import rt3 as rt3_cmd
+from testbed.cli import search as search_cmd
+from testbed.cli import trace as trace_cmd
 
 app = typer.Typer(
     name="testbed",
@@ -36,6 +38,8 @@ app.add_typer(agent_cmd.app, name="agent")
 app.add_typer(meter_cmd.app, name="meter")
 app.add_typer(rt3_cmd.app, name="rt3")
 experiment_cmd.register(app)
+app.command("search")(search_cmd.search)
+app.command("report")(report_cmd.report)
 
 
 @app.command("version")

@@ -1,0 +1,11 @@
+"""RT3's search of pattern sets per DVFS frequency level (issue 7): space, reward, RL controller, baselines.
+
+- :mod:`~testbed.search.space` — decisions (level assignment + pattern per layer and sparsity), memo keys;
+- :mod:`~testbed.search.latency` — RT3's op-count latency PREDICTION or a profile table;
+- :mod:`~testbed.search.reward` — RT3's reward terms with the ideal-bucket battery term;
+- :mod:`~testbed.search.evaluator` — candidate → pattern sets → accuracy, latency, reward (memoised);
+- :mod:`~testbed.search.controller`, :mod:`~testbed.search.reinforce` — LSTM policy and REINFORCE;
+- :mod:`~testbed.search.baselines` — random search and Optuna TPE;
+- :mod:`~testbed.search.runner` — budget, search log, checkpoints and resume, progress;
+- :mod:`~testbed.search.problem`, :mod:`~testbed.search.artifact`, :mod:`~testbed.search.compare`.
+"""

@@ -1,0 +1,89 @@
+"""RT3's controller: an LSTM that emits the decisions of a candidate one after another.
+
+At step *t* the LSTM cell reads an embedding of the option chosen at step *t−1* (a learned start vector at
+t = 0), and decision *t*'s own linear head turns the hidden state into logits over its options (one categorical
+head per decision, RT3/FNAS style; hidden size 35 as in RT3's configuration). The probability of a candidate is
+the product of its decisions' probabilities, so REINFORCE can score any sequence with :meth:`log_prob`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from devices.errors import BadInputError
+
+
+class LSTMPolicy(nn.Module):
+    """Autoregressive policy over decisions with ``sizes[i]`` options each.
+
+    Raises :class:`BadInputError` for an empty decision list or a decision with fewer than one option.
+    """
+
+    def __init__(self, sizes: Sequence[int], hidden: int = 35, embed: int | None = None) -> None:
+        super().__init__()
+        if not sizes or any(n < 1 for n in sizes):
+            raise BadInputError(f"the policy needs decisions with ≥ 1 option each, got {list(sizes)}")
+        embed = embed or hidden
+        self.sizes = [int(n) for n in sizes]
+        self.hidden = hidden
+        self.start = nn.Parameter(torch.zeros(1, embed))
+        self.embeds = nn.ModuleList(nn.Embedding(n, embed) for n in self.sizes)
+        self.cell = nn.LSTMCell(embed, hidden)
+        self.heads = nn.ModuleList(nn.Linear(hidden, n) for n in self.sizes)
+        for emb in self.embeds:
+            assert isinstance(emb, nn.Embedding)
+            nn.init.uniform_(emb.weight, -0.1, 0.1)
+
+    def _steps(
+        self, actions: Sequence[int] | None, generator: torch.Generator | None
+    ) -> tuple[list[int], Tensor, Tensor]:
+        h = torch.zeros(1, self.hidden)
+        c = torch.zeros(1, self.hidden)
+        x = self.start
+        chosen: list[int] = []
+        log_prob = torch.zeros(())
+        entropy = torch.zeros(())
+        for i, head in enumerate(self.heads):
+            h, c = self.cell(x, (h, c))
+            logp = torch.log_softmax(head(h)[0], dim=-1)
+            if actions is None:
+                a = int(torch.multinomial(logp.detach().exp(), 1, generator=generator))
+            else:
+                a = int(actions[i])
+            chosen.append(a)
+            log_prob = log_prob + logp[a]
+            entropy = entropy - (logp.exp() * logp).sum()
+            x = self.embeds[i](torch.tensor([a]))
+        return chosen, log_prob, entropy
+
+    @torch.no_grad()
+    def sample(self, generator: torch.Generator | None = None) -> list[int]:
+        """One candidate drawn from the policy (``generator`` makes the draw reproducible)."""
+        return self._steps(None, generator)[0]
+
+    def log_prob(self, actions: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """Log-probability of ``actions`` and the summed entropy of the decisions along it (differentiable)."""
+        if len(actions) != len(self.sizes):
+            raise BadInputError(f"{len(actions)} actions for {len(self.sizes)} decisions")
+        for a, n in zip(actions, self.sizes, strict=True):
+            if not 0 <= a < n:
+                raise BadInputError(f"action {a} outside 0…{n - 1}")
+        _, lp, ent = self._steps(actions, None)
+        return lp, ent
+
+    @torch.no_grad()
+    def greedy(self) -> list[int]:
+        """The most likely option at every step (each conditioned on the previous greedy choices)."""
+        h = torch.zeros(1, self.hidden)
+        c = torch.zeros(1, self.hidden)
+        x = self.start
+        out = []
+        for i, head in enumerate(self.heads):
+            h, c = self.cell(x, (h, c))
+            a = int(head(h)[0].argmax())
+            out.append(a)
+            x = self.embeds[i](torch.tensor([a]))
+        return out

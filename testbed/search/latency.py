@@ -1,0 +1,131 @@
+"""Latency and power of a pattern set at a frequency level: RT3's op-count PREDICTION or a profile table.
+
+* :class:`OpCountLatency` — RT3's model (``utils/runs_number_reward.py``): latency from the operation counts of
+  the masked linears, ``(3.0 / f_GHz) · (mults/1e4 · 0.014370 + adds/1e4 · 0.014575)`` ms, and RT3's dynamic
+  power ``f·1e9·V²·1e-10`` W. Nothing is measured: every number is a prediction and is logged as such
+  (``latency_source = "predicted: op-count (RT3)"``).
+* :class:`ProfileLatency` — a profile table (``testbed.experiment.profile_table``, the format the experiment
+  runner reads; measured through an agent or an emulated board, or modelled when its ``source`` says so). A
+  table holds a few pattern sets per level; a candidate's latency p50/p99 and mean power at a level are
+  interpolated linearly in the pattern set's sparsity between the profiled sets of that level. Outside the
+  profiled range the nearest profiled set's values are used and the cost is flagged ``extrapolated``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from devices.errors import BadInputError
+from testbed.battery.bucket import RT3_FREQ_GHZ, RT3_VOLT_V, rt3_power_w
+from testbed.experiment.profile_table import ProfileTable
+from testbed.rt3.pp import PatternSet
+from testbed.rt3.search_api import PatternSearchAPI
+
+OP_COUNT_SOURCE = "predicted: op-count (RT3)"
+
+
+@dataclass(frozen=True)
+class LevelCost:
+    """Cost of one pattern set at one frequency level.
+
+    ``latency_ms`` is the typical latency (used for the battery term), ``deadline_latency_ms`` the one compared
+    with the deadline (p99 for a profile, the single prediction for the op-count model); ``power_w`` the mean
+    power while inferring.
+    """
+
+    latency_ms: float
+    deadline_latency_ms: float
+    power_w: float
+    extrapolated: bool = False
+
+
+class LatencyModel(Protocol):
+    """What the evaluator needs: level names (fastest first), a description of the source, and costs."""
+
+    source: str
+
+    @property
+    def level_names(self) -> list[str]: ...
+
+    def cost(self, pattern_set: PatternSet, level: int) -> LevelCost: ...
+
+
+class OpCountLatency:
+    """RT3's op-count latency PREDICTION at the given frequencies (GHz) and voltages (V), fastest first."""
+
+    source = OP_COUNT_SOURCE
+
+    def __init__(
+        self,
+        freq_ghz: Sequence[float] = RT3_FREQ_GHZ,
+        volt_v: Sequence[float] = RT3_VOLT_V,
+        tokens: int = 35,
+    ) -> None:
+        if len(freq_ghz) != len(volt_v) or not freq_ghz:
+            raise BadInputError(f"{len(freq_ghz)} frequencies but {len(volt_v)} voltages; give one voltage per level")
+        if any(f <= 0 for f in freq_ghz) or any(v <= 0 for v in volt_v):
+            raise BadInputError("frequencies and voltages must be positive")
+        if list(freq_ghz) != sorted(freq_ghz, reverse=True):
+            raise BadInputError(f"frequencies must be listed fastest first, got {list(freq_ghz)}")
+        if tokens < 1:
+            raise BadInputError(f"tokens must be ≥ 1, got {tokens}")
+        self.freq_ghz = list(freq_ghz)
+        self.volt_v = list(volt_v)
+        self.tokens = tokens
+
+    @property
+    def level_names(self) -> list[str]:
+        return [f"{f:g}GHz" for f in self.freq_ghz]
+
+    def cost(self, pattern_set: PatternSet, level: int) -> LevelCost:
+        ms = PatternSearchAPI.predict_latency_ms(pattern_set, self.freq_ghz[level], self.tokens)
+        return LevelCost(ms, ms, rt3_power_w(self.freq_ghz[level], self.volt_v[level]))
+
+
+class ProfileLatency:
+    """Costs interpolated in sparsity from a profile table; ``levels`` picks and orders the table's levels.
+
+    Raises :class:`BadInputError` for a level the table lacks.
+    """
+
+    def __init__(self, table: ProfileTable, levels: Sequence[str] | None = None) -> None:
+        names = list(levels) if levels is not None else list(table.levels)
+        unknown = [n for n in names if n not in table.levels]
+        if unknown:
+            raise BadInputError(f"{table.path}: no level(s) {', '.join(unknown)}; the profile has {table.levels}")
+        order = {lv: i for i, lv in enumerate(table.levels)}
+        if [order[n] for n in names] != sorted(order[n] for n in names):
+            raise BadInputError(f"levels must be listed fastest first as in {table.path}: {table.levels}")
+        self.table = table
+        self._names = names
+        self.source = f"profile: {table.path} ({table.meta.get('source', 'measured')})"
+        self._points: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        for lv in names:
+            rows = sorted((table.get(ps, lv) for ps in table.pattern_sets), key=lambda r: r.sparsity)
+            self._points.append(
+                (
+                    np.array([r.sparsity for r in rows]),
+                    np.array([r.latency_p50_ms for r in rows]),
+                    np.array([r.latency_p99_ms for r in rows]),
+                    np.array([r.mean_power_w for r in rows]),
+                )
+            )
+
+    @property
+    def level_names(self) -> list[str]:
+        return list(self._names)
+
+    def freq_khz(self, level: int) -> int:
+        return self.table.freq_khz(self._names[level])
+
+    def cost(self, pattern_set: PatternSet, level: int) -> LevelCost:
+        s, p50, p99, power = self._points[level]
+        x = pattern_set.sparsity
+        outside = bool(x < s[0] - 1e-9 or x > s[-1] + 1e-9)
+        return LevelCost(
+            float(np.interp(x, s, p50)), float(np.interp(x, s, p99)), float(np.interp(x, s, power)), outside
+        )

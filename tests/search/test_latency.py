@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from devices.errors import BadInputError
+from testbed.experiment.profile_table import load_profile_table
+from testbed.rt3.pp import PatternSet
+from testbed.rt3.search_api import PatternSearchAPI
+from testbed.search.latency import OP_COUNT_SOURCE, OpCountLatency, ProfileLatency
+
+
+def _set(sparsity: float) -> PatternSet:
+    """A pattern set of a 100-weight layer with the given sparsity."""
+    m = torch.zeros(10, 10, dtype=torch.bool)
+    m.view(-1)[: round(100 * (1 - sparsity))] = True
+    return PatternSet("s", {"w": m}, {})
+
+
+def test_profile_latency_interpolates_between_profiled_sets() -> None:
+    table = load_profile_table("rpi4")
+    lat = ProfileLatency(table, ["f1500", "f600"])
+    assert lat.level_names == ["f1500", "f600"]
+    row = table.get("ps62", "f600")
+    exact = lat.cost(_set(0.62), 1)
+    assert exact.latency_ms == pytest.approx(row.latency_p50_ms)
+    assert exact.deadline_latency_ms == pytest.approx(row.latency_p99_ms)
+    assert exact.power_w == pytest.approx(row.mean_power_w)
+    mid = lat.cost(_set(0.5), 0)  # halfway between ps37 (0.37) and ps62 (0.62) at 0.5? 0.13/0.25 of the way
+    a, b = table.get("ps37", "f1500").latency_p50_ms, table.get("ps62", "f1500").latency_p50_ms
+    assert mid.latency_ms == pytest.approx(a + (b - a) * (0.5 - 0.37) / (0.62 - 0.37))
+    assert not mid.extrapolated
+    assert lat.cost(_set(0.95), 0).extrapolated
+
+
+def test_profile_levels_must_exist_and_be_ordered() -> None:
+    table = load_profile_table("rpi4")
+    with pytest.raises(BadInputError, match="f9999"):
+        ProfileLatency(table, ["f9999"])
+    with pytest.raises(BadInputError, match="fastest first"):
+        ProfileLatency(table, ["f600", "f1500"])
+
+
+def test_op_count_model_is_rt3s_prediction() -> None:
+    lat = OpCountLatency()
+    s = _set(0.3)
+    assert lat.source == OP_COUNT_SOURCE
+    assert lat.cost(s, 2).latency_ms == PatternSearchAPI.predict_latency_ms(s, 0.8, 35)
+    assert lat.cost(s, 2).latency_ms == pytest.approx(lat.cost(s, 0).latency_ms * 1.4 / 0.8)
+    with pytest.raises(BadInputError):
+        OpCountLatency(freq_ghz=(0.8, 1.4), volt_v=(1.0, 1.2))

@@ -1,0 +1,217 @@
+"""``testbed search``: RT3's search of one pattern set per DVFS frequency level (RL, random or TPE).
+
+Form relied on by scripts and docs::
+
+    testbed search CKPT --out DIR [--algo rl|random|tpe] [--budget N] [--seed S] [--resume]
+                   [--profile TABLE [--levels f1500,f1000,f600]] [--freq-ghz 1.4,1.0,0.8 --volt 1.24,1.06625,0.9925]
+                   [--deadline-ms 115 | 115,104,94] [--sparsity 0.01,0.13,…] [--accuracy mask|finetune]
+                   [--eval-batches N] [--runs-range auto|LO,HI] [--acc-range auto|LO,HI] [--no-artifact] [--json]
+
+CKPT is a checkpoint with BP masks (``testbed rt3 prune bp``). DIR receives ``run.sqlite`` (the search log in the
+run store's ``log`` table), ``search_state.pt`` (checkpoint for ``--resume``), ``search_config.json``,
+``best.json`` and ``best.rt3`` (the best pattern sets as a runtime artifact). Without ``--profile`` latency is
+RT3's op-count PREDICTION, not a measurement. torch is imported inside the command only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from devices.errors import BadInputError
+from testbed.cli.common import JsonOpt, console, print_json
+
+CONFIG_FILE = "search_config.json"
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise BadInputError(f"{what}: expected comma-separated numbers, got {text!r}") from None
+    if not vals:
+        raise BadInputError(f"{what}: no values given")
+    return vals
+
+
+def _range(text: str, what: str) -> tuple[float, float] | None:
+    if text == "auto":
+        return None
+    vals = _floats(text, what)
+    if len(vals) != 2 or not vals[1] > vals[0]:
+        raise BadInputError(f"{what}: expected auto or LOW,HIGH with HIGH > LOW, got {text!r}")
+    return vals[0], vals[1]
+
+
+def search(
+    ckpt: Annotated[Path, typer.Argument(help="Checkpoint directory with BP masks (testbed rt3 prune bp).")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (run store, checkpoint, artifact).")],
+    algo: Annotated[str, typer.Option(help="rl (LSTM + REINFORCE), random or tpe (Optuna).")] = "rl",
+    budget: Annotated[int | None, typer.Option(help="Distinct candidate evaluations (default 100).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the searcher and the pattern space.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the search in --out (stored settings; --budget may grow).")] = (
+        False
+    ),
+    profile: Annotated[
+        str | None, typer.Option(help="Profile table (CSV path or bundled name) for latency and power.")
+    ] = None,
+    levels: Annotated[str | None, typer.Option(help="Profile levels to use, fastest first (default all).")] = None,
+    freq_ghz: Annotated[str, typer.Option(help="Op-count model: frequencies, fastest first (RT3).")] = "1.4,1.0,0.8",
+    volt: Annotated[str, typer.Option(help="Op-count model: voltage per frequency (RT3).")] = "1.24,1.06625,0.9925",
+    deadline_ms: Annotated[str, typer.Option(help="Deadline: one for every level, or one per level.")] = "115",
+    sparsity: Annotated[str, typer.Option(help="Candidate sparsity levels (RT3's ten).")] = (
+        "0.01,0.13,0.25,0.37,0.5,0.62,0.75,0.87,0.93,0.99"
+    ),
+    pattern_cols: Annotated[int, typer.Option(help="Columns per pattern tile.")] = 8,
+    candidates: Annotated[int, typer.Option(help="Candidate patterns per layer and sparsity level.")] = 4,
+    accuracy: Annotated[str, typer.Option(help="mask (frozen backbone) or finetune (short joint fine-tune).")] = (
+        "mask"
+    ),
+    eval_batches: Annotated[int, typer.Option(help="Evaluation batches per accuracy.")] = 4,
+    finetune_steps: Annotated[int, typer.Option(help="Steps of the per-candidate fine-tune.")] = 20,
+    runs_range: Annotated[str, typer.Option(help="Battery term normalisation: auto or LOW,HIGH (RT3 2.3e6,4.5e6).")] = (
+        "auto"
+    ),
+    acc_range: Annotated[str, typer.Option(help="Accuracy normalisation: auto or LOW,HIGH (RT3 0.85,0.9745).")] = (
+        "auto"
+    ),
+    w_battery: Annotated[float, typer.Option(help="Weight of the battery term (RT3 1).")] = 1.0,
+    deadline_reward: Annotated[float, typer.Option(help="Accuracy term when a deadline is missed (RT3 −1).")] = -1.0,
+    monotonic_penalty: Annotated[float, typer.Option(help="Penalty when accuracy rises as frequency falls.")] = 0.5,
+    lr: Annotated[float, typer.Option(help="RL controller learning rate (Adam).")] = 0.003,
+    entropy: Annotated[float, typer.Option(help="RL entropy bonus weight.")] = 0.01,
+    final_finetune_steps: Annotated[int, typer.Option(help="Joint fine-tune steps before exporting the best.")] = 0,
+    threads: Annotated[int, typer.Option(help="torch intra-op threads (1 is fastest for small models).")] = 1,
+    artifact: Annotated[bool, typer.Option(help="Write best.rt3.")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+    json_out: JsonOpt = False,
+) -> None:
+    """Search one pattern set per DVFS level that meets its deadline, keeps accuracy and maximises battery life."""
+    import torch
+
+    from testbed.rt3.checkpoint import Checkpoint
+    from testbed.runstore import RunStore
+    from testbed.runstore.manifest import base_manifest
+    from testbed.search.artifact import write_best_artifact
+    from testbed.search.problem import SearchConfig, build_problem, make_searcher
+    from testbed.search.runner import run_search
+
+    if threads < 1:
+        raise BadInputError(f"--threads must be ≥ 1, got {threads}")
+    torch.set_num_threads(threads)
+    cfg_path = out / CONFIG_FILE
+    if resume:
+        if not cfg_path.is_file():
+            raise BadInputError(f"{cfg_path}: nothing to resume (no search configuration in --out)")
+        stored = json.loads(cfg_path.read_text())
+        cfg = SearchConfig.from_dict({**stored["config"], "budget": budget or stored["config"]["budget"]})
+        ckpt = Path(stored["checkpoint"])
+    else:
+        if cfg_path.exists():
+            raise BadInputError(f"{cfg_path} exists; use --resume or another --out directory")
+        cfg = SearchConfig(
+            algo=algo,
+            budget=budget or 100,
+            seed=seed,
+            sparsity_levels=_floats(sparsity, "--sparsity"),
+            pattern_cols=pattern_cols,
+            n_candidates=candidates,
+            profile=profile,
+            profile_levels=tuple(s.strip() for s in levels.split(",")) if levels else None,
+            freq_ghz=_floats(freq_ghz, "--freq-ghz"),
+            volt_v=_floats(volt, "--volt"),
+            deadlines_ms=_floats(deadline_ms, "--deadline-ms"),
+            runs_range=_range(runs_range, "--runs-range"),
+            acc_range=_range(acc_range, "--acc-range"),
+            reward={"w_battery": w_battery, "deadline_reward": deadline_reward, "monotonic_penalty": monotonic_penalty},
+            accuracy={"mode": accuracy, "eval_batches": eval_batches, "finetune_steps": finetune_steps},
+            rl={"lr": lr, "entropy_weight": entropy},
+            final_finetune_steps=final_finetune_steps,
+        )
+    problem = build_problem(Checkpoint.load(ckpt), cfg)
+    searcher = make_searcher(cfg, problem.space)
+    if resume:
+        store = RunStore.open(out)
+    else:
+        manifest = base_manifest({"search": cfg.to_dict(), "checkpoint": str(ckpt)}, "search", cfg.seed)
+        manifest.update(
+            board=None,
+            governor=None,
+            meter=None,
+            clock_offsets={},
+            latency_source=problem.latency.source,
+            level_names=problem.latency.level_names,
+            deadlines_ms=problem.evaluator.deadlines_ms,
+            reward=problem.reward.to_dict(),
+            decisions=[[d.name, d.n_options] for d in problem.space.decisions],
+        )
+        store = RunStore.create(out, manifest)
+        cfg_path.write_text(json.dumps({"checkpoint": str(Path(ckpt).resolve()), "config": cfg.to_dict()}, indent=2))
+    with store:
+        store.begin_phase(f"search {cfg.algo}")
+        result = run_search(searcher, problem.evaluator, cfg.budget, out, store, resume=resume, progress=progress)
+        store.end_phase(f"search {cfg.algo}")
+        summary = _summary(result.to_dict(), problem)
+        store.set_result(f"search:{cfg.algo}", summary)
+    (out / "best.json").write_text(json.dumps(summary, indent=2))
+    if artifact:
+        path = write_best_artifact(problem, result.best, out / "best.rt3", cfg.final_finetune_steps, cfg.seed)
+        summary["artifact"] = str(path)
+    _print(summary, json_out)
+
+
+def _summary(result: dict[str, Any], problem: Any) -> dict[str, Any]:
+    best = result["best"]
+    names = problem.latency.level_names
+    per_level = [
+        {
+            "level": names[k],
+            "sparsity": best["sparsity"][k],
+            "accuracy": best["accuracy"][k],
+            "latency_ms": best["latency_ms"][k],
+            "deadline_latency_ms": best["deadline_latency_ms"][k],
+            "deadline_ms": problem.evaluator.deadlines_ms[k],
+            "deadline_met": best["terms"]["deadline_met"][k],
+            "runs": best["terms"]["runs_per_level"][k],
+        }
+        for k in range(len(names))
+    ]
+    return {
+        "algo": result["algo"],
+        "reward": best["terms"]["reward"],
+        "terms": best["terms"],
+        "candidate": best["candidate"],
+        "levels": per_level,
+        "all_deadlines_met": all(r["deadline_met"] for r in per_level),
+        "latency_source": problem.latency.source,
+        "evaluations": result["evaluations"],
+        "proposals": result["proposals"],
+        "memo_hits": result["memo_hits"],
+        "wall_s": result["wall_s"],
+        "stopped": result["stopped"],
+        "curve": result["curve"],
+    }
+
+
+def _print(summary: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        print_json(summary)
+        return
+    console.print(
+        f"{summary['algo']}: best reward {summary['reward']:+.4f} after {summary['evaluations']} evaluations "
+        f"({summary['proposals']} proposals, {summary['memo_hits']} memo hits, {summary['wall_s']:.1f} s)",
+        highlight=False,
+    )
+    console.print(f"latency: {summary['latency_source']}", highlight=False)
+    for r in summary["levels"]:
+        ok = "meets" if r["deadline_met"] else "MISSES"
+        console.print(
+            f"  {r['level']}: sparsity {r['sparsity']:.3f}, accuracy {r['accuracy']:.4f}, "
+            f"latency {r['deadline_latency_ms']:.3f} ms {ok} {r['deadline_ms']:g} ms, runs {r['runs']}",
+            highlight=False,
+        )
+    if "artifact" in summary:
+        console.print(f"artifact: {summary['artifact']}", highlight=False)

@@ -1,0 +1,168 @@
+"""Everything a search run is configured with, and the problem (API, space, evaluator) built from a checkpoint.
+
+:class:`SearchConfig` is plain data (JSON round-trip) so that ``--resume`` rebuilds exactly the same problem.
+:func:`build_problem` loads nothing itself: it takes a BP (or PP) :class:`~testbed.rt3.checkpoint.Checkpoint`,
+extracts RT3's shrunken pattern space from its BP masks (seeded), picks the latency model (RT3's op-count
+PREDICTION, or a profile table), and — with ``runs_range``/``acc_range`` = ``auto`` — fits the reward's
+normalisation to this model (see :func:`testbed.search.reward.calibrated`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from devices.errors import BadInputError
+from testbed.battery.bucket import RT3_FREQ_GHZ, RT3_VOLT_V
+from testbed.rt3.checkpoint import Checkpoint
+from testbed.rt3.pp import RT3_LEVELS, build_space
+from testbed.rt3.search_api import PatternSearchAPI
+from testbed.search.evaluator import AccuracyConfig, CandidateEvaluator
+from testbed.search.latency import LatencyModel, OpCountLatency, ProfileLatency
+from testbed.search.reinforce import ReinforceConfig
+from testbed.search.reward import RewardConfig, bucket_runs, calibrated
+from testbed.search.space import SearchSpace
+
+ALGOS = ("rl", "random", "tpe")
+
+
+@dataclass
+class SearchConfig:
+    """One search run's settings (units in the names; lists are per frequency level, fastest first)."""
+
+    algo: str = "rl"
+    budget: int = 100
+    seed: int = 0
+    sparsity_levels: tuple[float, ...] = RT3_LEVELS
+    allowed_levels: tuple[int, ...] | None = None
+    pattern_cols: int = 8
+    n_candidates: int = 4
+    profile: str | None = None  # profile table path or bundled name; None: RT3's op-count model
+    profile_levels: tuple[str, ...] | None = None
+    freq_ghz: tuple[float, ...] = RT3_FREQ_GHZ
+    volt_v: tuple[float, ...] = RT3_VOLT_V
+    tokens: int = 35
+    deadlines_ms: tuple[float, ...] = (115.0,)
+    runs_range: tuple[float, float] | None = None  # None: calibrated ("auto")
+    acc_range: tuple[float, float] | None = None  # None: calibrated ("auto")
+    reward: dict[str, Any] = field(default_factory=dict)  # RewardConfig overrides (weights, penalties)
+    accuracy: dict[str, Any] = field(default_factory=dict)  # AccuracyConfig fields
+    rl: dict[str, Any] = field(default_factory=dict)  # ReinforceConfig fields
+    final_finetune_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise BadInputError(f"--algo {self.algo!r}: choose {', '.join(ALGOS)}")
+        if self.budget < 1:
+            raise BadInputError(f"--budget must be ≥ 1, got {self.budget}")
+        self.accuracy_config()
+        self.rl_config()
+
+    def accuracy_config(self) -> AccuracyConfig:
+        return AccuracyConfig(**{"seed": self.seed, **self.accuracy})
+
+    def rl_config(self) -> ReinforceConfig:
+        return ReinforceConfig(**self.rl)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
+        tuples = ("sparsity_levels", "allowed_levels", "profile_levels", "freq_ghz", "volt_v", "deadlines_ms")
+        data = {**d}
+        for k in (*tuples, "runs_range", "acc_range"):
+            if data.get(k) is not None:
+                data[k] = tuple(data[k])
+        return cls(**data)
+
+
+@dataclass
+class Problem:
+    """What a search runs on."""
+
+    checkpoint: Checkpoint
+    api: PatternSearchAPI
+    space: SearchSpace
+    latency: LatencyModel
+    evaluator: CandidateEvaluator
+    reward: RewardConfig
+
+
+def latency_model(cfg: SearchConfig) -> LatencyModel:
+    """The op-count PREDICTION, or the profile table named by ``cfg.profile``."""
+    if cfg.profile is None:
+        return OpCountLatency(cfg.freq_ghz, cfg.volt_v, cfg.tokens)
+    from testbed.experiment.profile_table import load_profile_table
+
+    return ProfileLatency(load_profile_table(cfg.profile), cfg.profile_levels)
+
+
+def _deadlines(cfg: SearchConfig, k: int) -> list[float]:
+    d = list(cfg.deadlines_ms)
+    if len(d) == 1:
+        return d * k
+    if len(d) != k:
+        raise BadInputError(f"--deadline-ms has {len(d)} values for {k} frequency levels (give 1 or {k})")
+    return d
+
+
+def build_problem(ckpt: Checkpoint, cfg: SearchConfig) -> Problem:
+    """The search problem of a checkpoint with BP masks; :class:`BadInputError` if it has none."""
+    from testbed.rt3.pp import uniform_choices
+    from testbed.rt3.tasks import build_task
+
+    if ckpt.bp_masks is None or ckpt.bp_config is None:
+        raise BadInputError("the checkpoint has no BP masks; run `testbed rt3 prune bp` first")
+    spec = ckpt.description.get("spec") or {}
+    tokenizer = spec.get("path") if ckpt.description.get("family") == "hf" else None
+    task, _ = build_task(ckpt.data, vocab=ckpt.vocab, tokenizer_dir=tokenizer)
+    ckpt.model.eval()
+    row_block = int(ckpt.bp_config.get("row_block", 32))
+    pspace = build_space(
+        ckpt.model, ckpt.bp_masks, row_block, cfg.pattern_cols, cfg.sparsity_levels, cfg.n_candidates, seed=cfg.seed
+    )
+    api = PatternSearchAPI(ckpt.model, ckpt.bp_masks, pspace, task)
+    lat = latency_model(cfg)
+    k = len(lat.level_names)
+    space = SearchSpace(pspace, k, cfg.allowed_levels)
+    reward = RewardConfig(**cfg.reward)
+    acc_cfg = cfg.accuracy_config()
+    if cfg.runs_range is None or cfg.acc_range is None:
+        levels = sorted({lv for combo in space.assignments for lv in combo})
+        dense = api.build(uniform_choices(pspace, levels[0]), "densest")
+        sparse = api.build(uniform_choices(pspace, levels[-1]), "sparsest")
+        split = reward.split(k)
+
+        def runs(ps: Any) -> float:
+            costs = [lat.cost(ps, i) for i in range(k)]
+            return float(
+                sum(bucket_runs(reward.battery_energy_j, split, [c.power_w for c in costs],
+                                [c.latency_ms for c in costs]))
+            )  # fmt: skip
+
+        dense_acc = api.accuracy(dense, max_batches=acc_cfg.eval_batches) if cfg.acc_range is None else None
+        reward = calibrated(
+            reward,
+            runs(dense) if cfg.runs_range is None else None,
+            runs(sparse) if cfg.runs_range is None else None,
+            dense_acc,
+        )
+    if cfg.runs_range is not None:
+        reward = replace(reward, runs_low=cfg.runs_range[0], runs_high=cfg.runs_range[1])
+    if cfg.acc_range is not None:
+        reward = replace(reward, acc_low=cfg.acc_range[0], acc_high=cfg.acc_range[1])
+    evaluator = CandidateEvaluator(api, space, lat, _deadlines(cfg, k), reward, acc_cfg)
+    return Problem(ckpt, api, space, lat, evaluator, reward)
+
+
+def make_searcher(cfg: SearchConfig, space: SearchSpace) -> Any:
+    """The searcher of ``cfg.algo`` over ``space``'s decisions, seeded with ``cfg.seed``."""
+    from testbed.search.baselines import RandomSearch, TPESearch
+    from testbed.search.reinforce import Reinforce
+
+    if cfg.algo == "rl":
+        return Reinforce(space.sizes, cfg.seed, cfg.rl_config())
+    if cfg.algo == "random":
+        return RandomSearch(space.sizes, cfg.seed)
+    return TPESearch(space.sizes, [d.name for d in space.decisions], cfg.seed)

@@ -151,7 +151,7 @@ class StrategyCfg(_Strict):
 
 class HilCfg(_Strict):
     compress: bool = True
-    inferences_per_level: int = Field(default=50, ge=5)
+    inferences_per_level: int = Field(default=50, ge=2)
     warmup: int = Field(default=5, ge=0)
 
 

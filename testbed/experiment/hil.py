@@ -37,18 +37,17 @@ from testbed.runstore.manifest import base_manifest
 from testbed.runstore.store import RunStore
 
 
-def _client(cfg: ExperimentConfig) -> Any:
+def _client(cfg: ExperimentConfig, url: str) -> Any:
     from testbed.agent.client import AgentClient, read_token
 
     token_file = cfg.resolve(cfg.board.token_file)
-    return AgentClient(cfg.board.agents[0], read_token(Path(token_file) if token_file else None))
+    return AgentClient(url, read_token(Path(token_file) if token_file else None))
 
 
-def _load(client: Any, cfg: ExperimentConfig) -> dict[str, Any]:
+def _load(client: Any, cfg: ExperimentConfig, url: str) -> dict[str, Any]:
     from testbed.cli.profile import load_on_agent
 
     path = Path(cfg.resolve(cfg.artifact.path) or "")
-    url = cfg.board.agents[0]
     return load_on_agent(client, path, url.startswith(("http://127.0.0.1", "http://localhost")))
 
 
@@ -191,95 +190,146 @@ def run_hil(
     progress: Callable[[str, float], None] | None = None,
     on_start: Callable[[str], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run every strategy of ``cfg`` through ``cfg.board.agents[0]`` (see the module text)."""
+    """Run every strategy of ``cfg`` through its agents (see the module text).
+
+    Setup (and, when compressed, the steady-state measurements) uses the first agent. In real time the
+    strategies are dealt round-robin to the agents, which run concurrently, one thread and one run-store
+    connection each; each agent runs its strategies one after another.
+    """
     import json
+    from concurrent.futures import ThreadPoolExecutor
 
     from testbed.experiment.profile_table import load_profile_table
-    from testbed.experiment.runner import _bind, commit_interval_s, make_arrivals, make_battery
-    from testbed.experiment.simulate import Simulation
+    from testbed.experiment.runner import commit_interval_s
 
-    client = _client(cfg)
+    table = load_profile_table(cfg.resolve(cfg.profile.table) or cfg.profile.table)
+    url0 = cfg.board.agents[0]
+    client = _client(cfg, url0)
     with client, client.lease(f"testbed-run-{cfg.name}"):
         info = client.info()
-        loaded = _load(client, cfg)
+        loaded = _load(client, cfg, url0)
         names = [p["name"] for p in loaded["pattern_sets"]]
-        table = load_profile_table(cfg.resolve(cfg.profile.table) or cfg.profile.table)
         missing = sorted(set(table.pattern_sets) - set(names))
         if missing:
             raise BadInputError(f"the artifact lacks pattern set(s) {', '.join(missing)} that the profile names")
-        policy0 = make_policy(cfg.policy, table, cfg.resolve(cfg.policy.trace))
-        fidelity = "hardware-in-the-loop" + (" (emulated board)" if info.get("emulated") else "")
-        if resume_dir is not None:
-            store = RunStore.open(resume_dir, commit_interval_s())
-            if store.manifest().get("config") != json.loads(cfg.model_dump_json()):
-                store.conn.close()
-                raise BadInputError(f"{resume_dir}: the run was started with a different experiment configuration")
-            for name in store.mark_interrupted():
-                store.add("events", (None, 0.0, "interrupted", f"phase {name} did not end; resumed"))
-        else:
-            if out_dir is None:
-                raise BadInputError("give --out DIR for a new run or --resume DIR to continue one")
-            m = base_manifest(json.loads(cfg.model_dump_json()), fidelity, cfg.seed)
-            pol = (info.get("policies") or [{}])[0]
-            m.update({
-                "board": info.get("profile") or info.get("board"), "kernel_board": info.get("sysfs_root"),
-                "governor": pol.get("governor"), "meter": (info.get("meter") or {}).get("uri"),
-                "clock_offsets": {"agent": cfg.board.agents[0], "note": "device time = summed agent window durations"},
-                "agent_version": info.get("agent_version"), "compressed": cfg.hil.compress,
-            })  # fmt: skip
-            store = RunStore.create(out_dir, m, commit_interval_s())
+        store = _open_store(cfg, info, out_dir, resume_dir, commit_interval_s())
         try:
             store.begin_phase("setup")
             measured: ProfileTable | None = None
             validation: dict[str, dict[str, Any]] = {}
             if cfg.hil.compress:
-                measured, validation = measure_cells(
-                    client, loaded["model_id"], cfg, policy0.levels_used() if cfg.policy.kind != "governor"
-                    else table.levels, table.pattern_sets, names,
-                )  # fmt: skip
+                policy0 = make_policy(cfg.policy, table, cfg.resolve(cfg.policy.trace))
+                levels = policy0.levels_used() if cfg.policy.kind != "governor" else table.levels
+                measured, validation = measure_cells(client, loaded["model_id"], cfg, levels, table.pattern_sets, names)
                 store.set_manifest("hil_steady_state", {"table": measured.to_csv(), "validation": validation})
             store.end_phase("setup")
-            done = store.results()
-            for strategy in cfg.strategies:
-                if strategy in done:
-                    continue
-                if on_start is not None:
-                    on_start(strategy)
-                use = measured if measured is not None else table
-                policy = make_policy(cfg.policy, use, cfg.resolve(cfg.policy.trace))
-                arrivals = make_arrivals(cfg)
-                plan = make_plan(strategy, use, policy.levels_used(), cfg.requests.deadline_ms,
-                                 arrivals.mean_period_s(), cfg.strategy)  # fmt: skip
-                store.begin_phase(f"strategy:{strategy}")
-                report = _bind(progress, strategy)
-                if measured is not None:
-                    sim: Any = Simulation(
-                        strategy, plan, policy, make_battery(cfg), measured, arrivals,
-                        deadline_ms=cfg.requests.deadline_ms, switch_ms=cfg.strategy.switch_ms,
-                        record_interval_s=cfg.battery.record_interval_s, seed=cfg.seed,
-                        max_duration_s=cfg.requests.max_duration_s, store=store,
-                    )  # fmt: skip
-                else:
-                    sim = RealTimeRun(strategy, plan, policy, make_battery(cfg), client, loaded["model_id"], cfg,
-                                      table, store)  # fmt: skip
-                ck = store.checkpoint(strategy)
-                if ck is not None:
-                    store.discard_after(strategy, ck[0])
-                    sim.restore(ck[1])
-                else:
-                    store.clear_strategy(strategy)
-                result = sim.run(report)
-                if measured is not None:
-                    result["compressed"] = True
-                    result.update(_error_statement(measured, validation, plan))
-                store.set_result(strategy, result)
-                store.end_phase(f"strategy:{strategy}")
-            results = store.results()
-            summary: dict[str, dict[str, Any]] = {s: results[s] for s in cfg.strategies}
-            (store.path.parent / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-            return summary
-        finally:
+        except BaseException:
             store.close()
+            raise
+    try:
+        todo = [s for s in cfg.strategies if s not in store.results()]
+        if measured is not None:
+            for strategy in todo:
+                _run_strategy(cfg, strategy, store, measured, None, None, progress, on_start, validation)
+        else:
+            deal: dict[str, list[str]] = {}
+            for k, strategy in enumerate(todo):
+                deal.setdefault(cfg.board.agents[k % len(cfg.board.agents)], []).append(strategy)
+
+            def worker(url: str, strategies: list[str]) -> None:
+                own = RunStore.open(store.path, commit_interval_s())
+                try:
+                    with _client(cfg, url) as c, c.lease(f"testbed-run-{cfg.name}"):
+                        model_id = _load(c, cfg, url)["model_id"]
+                        for strategy in strategies:
+                            _run_strategy(cfg, strategy, own, table, c, model_id, progress, on_start, {})
+                finally:
+                    own.close()
+
+            with ThreadPoolExecutor(max_workers=max(1, len(deal))) as pool:
+                for future in [pool.submit(worker, url, strategies) for url, strategies in deal.items()]:
+                    future.result()
+        results = store.results()
+        summary: dict[str, dict[str, Any]] = {s: results[s] for s in cfg.strategies}
+        (store.path.parent / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+    finally:
+        store.close()
+
+
+def _open_store(
+    cfg: ExperimentConfig, info: dict[str, Any], out_dir: Path | None, resume_dir: Path | None, interval_s: float
+) -> RunStore:
+    """A new hil run store with the agent-described manifest, or the one to resume (same config)."""
+    import json
+
+    config = json.loads(cfg.model_dump_json())
+    if resume_dir is not None:
+        store = RunStore.open(resume_dir, interval_s)
+        if store.manifest().get("config") != config:
+            store.conn.close()
+            raise BadInputError(f"{resume_dir}: the run was started with a different experiment configuration")
+        for name in store.mark_interrupted():
+            store.add("events", (None, 0.0, "interrupted", f"phase {name} did not end; resumed"))
+        return store
+    if out_dir is None:
+        raise BadInputError("give --out DIR for a new run or --resume DIR to continue one")
+    fidelity = "hardware-in-the-loop" + (" (emulated board)" if info.get("emulated") else "")
+    m = base_manifest(config, fidelity, cfg.seed)
+    pol = (info.get("policies") or [{}])[0]
+    m.update({
+        "board": info.get("profile") or info.get("board"), "board_root": info.get("sysfs_root"),
+        "governor": pol.get("governor"), "meter": (info.get("meter") or {}).get("uri"),
+        "clock_offsets": {"agents": cfg.board.agents, "note": "device time = summed agent window durations"},
+        "agent_version": info.get("agent_version"), "compressed": cfg.hil.compress,
+    })  # fmt: skip
+    return RunStore.create(out_dir, m, interval_s)
+
+
+def _run_strategy(
+    cfg: ExperimentConfig,
+    strategy: str,
+    store: RunStore,
+    table: ProfileTable,
+    client: Any | None,
+    model_id: str | None,
+    progress: Callable[[str, float], None] | None,
+    on_start: Callable[[str], None] | None,
+    validation: dict[str, dict[str, Any]],
+) -> None:
+    """One strategy: simulated from measured steady state (``client`` None) or in real time on ``client``."""
+    from testbed.experiment.runner import _bind, make_arrivals, make_battery
+    from testbed.experiment.simulate import Simulation
+
+    if on_start is not None:
+        on_start(strategy)
+    policy = make_policy(cfg.policy, table, cfg.resolve(cfg.policy.trace))
+    arrivals = make_arrivals(cfg)
+    plan = make_plan(strategy, table, policy.levels_used(), cfg.requests.deadline_ms, arrivals.mean_period_s(),
+                     cfg.strategy)  # fmt: skip
+    store.begin_phase(f"strategy:{strategy}")
+    if client is None:
+        sim: Any = Simulation(
+            strategy, plan, policy, make_battery(cfg), table, arrivals,
+            deadline_ms=cfg.requests.deadline_ms, switch_ms=cfg.strategy.switch_ms,
+            record_interval_s=cfg.battery.record_interval_s, seed=cfg.seed,
+            max_duration_s=cfg.requests.max_duration_s, store=store,
+        )  # fmt: skip
+    else:
+        assert model_id is not None
+        sim = RealTimeRun(strategy, plan, policy, make_battery(cfg), client, model_id, cfg, table, store)
+    ck = store.checkpoint(strategy)
+    if ck is not None:
+        store.discard_after(strategy, ck[0])
+        sim.restore(ck[1])
+    else:
+        store.clear_strategy(strategy)
+    result = sim.run(_bind(progress, strategy))
+    if client is None:
+        result["compressed"] = True
+        result.update(_error_statement(table, validation, plan))
+    store.set_result(strategy, result)
+    store.end_phase(f"strategy:{strategy}")
 
 
 def _error_statement(measured: ProfileTable, validation: dict[str, dict[str, Any]], plan: Plan) -> dict[str, Any]:

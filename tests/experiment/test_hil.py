@@ -40,7 +40,11 @@ def _planning_table(path: Path) -> Path:
     return path
 
 
-def _experiment(tmp_path: Path, url: str, token: Path, compress: bool, energy_j: float, strategies: str = ALL) -> Path:
+def _experiment(
+    tmp_path: Path, url: str | list[str], token: Path, compress: bool, energy_j: float, strategies: str = ALL
+) -> Path:
+    urls = json.dumps([url] if isinstance(url, str) else url)
+    per_window = 8 if compress else 4  # real time: small windows, so the SoC steps through every threshold
     exp = tmp_path / f"hil-{compress}.toml"
     exp.write_text(f"""
 name = "hil"
@@ -48,7 +52,7 @@ mode = "hil"
 strategies = {strategies}
 [board]
 profile = "rpi4"
-agents = ["{url}"]
+agents = {urls}
 token_file = "{token}"
 [profile]
 table = "{_planning_table(tmp_path / "plan.csv")}"
@@ -68,7 +72,7 @@ levels = ["f1500", "f1000", "f600"]
 switch_ms = 1.0
 [hil]
 compress = {str(compress).lower()}
-inferences_per_level = 8
+inferences_per_level = {per_window}
 warmup = 1
 """)
     return exp
@@ -84,26 +88,23 @@ def _check_run(run_dir: Path, results: dict[str, dict[str, object]]) -> None:
     store.close()
 
 
-def test_hil_real_time_short_battery(tmp_path: Path) -> None:
+def test_hil_real_time_short_battery_on_two_agents(tmp_path: Path) -> None:
     _artifact(tmp_path / "art")
-    agent = start_local_agent(tmp_path / "agent", "rpi4")
-    with agent:
-        token = tmp_path / "agent" / "token"
-        cfg = load_experiment(
-            _experiment(
-                tmp_path,
-                agent.url,
-                token,
-                compress=False,
-                energy_j=2.0,
-                strategies='["dense-max", "dvfs-dense", "rt3"]',
-            )
-        )
-        results = run_experiment(cfg, tmp_path / "run")
+    first = start_local_agent(tmp_path / "agent1", "rpi4")
+    (tmp_path / "agent2").mkdir()
+    (tmp_path / "agent2" / "token").write_text(first.token + "\n")  # one token for both boards
+    second = start_local_agent(tmp_path / "agent2", "rpi4")
+    with first, second:
+        token = tmp_path / "agent1" / "token"
+        exp = _experiment(
+            tmp_path, [first.url, second.url], token, compress=False, energy_j=1.2,
+            strategies='["dense-max", "dvfs-dense", "rt3"]',
+        )  # fmt: skip
+        results = run_experiment(load_experiment(exp), tmp_path / "run")
     _check_run(tmp_path / "run", results)
     for r in results.values():
         assert r["end_reason"] == "empty" and r["compressed"] is False
-        assert float(r["load_energy_j"]) == pytest.approx(2.0, rel=1e-9)  # type: ignore[arg-type]
+        assert float(r["load_energy_j"]) == pytest.approx(1.2, rel=1e-9)  # type: ignore[arg-type]
         assert int(r["inferences"]) > 0  # type: ignore[call-overload]
     # the policy walked dvfs-dense down the levels; rt3 switched to the sparse set below the top
     assert set(results["dvfs-dense"]["time_at_level_s"]) == {"f1500", "f1000", "f600"}  # type: ignore[arg-type]

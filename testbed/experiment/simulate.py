@@ -128,6 +128,7 @@ class Simulation:
         self.level_changes = 0
         self.time_at_level: dict[str, float] = {}
         self.time_at_set: dict[str, float] = {}
+        self.seg_t0 = 0.0  # start of the current (level, set) segment; its time is added when it ends
         self.win_t0 = 0.0
         self.win_e = 0.0
         self.win_dur = 0.0
@@ -141,7 +142,8 @@ class Simulation:
         return {
             "k": self.k, "t": self.t, "level": self.level, "pset": self.pset, "inferences": self.inferences,
             "misses": self.misses, "switches": self.switches, "level_changes": self.level_changes,
-            "time_at_level": self.time_at_level, "time_at_set": self.time_at_set, "win": [self.win_t0, self.win_e,
+            "time_at_level": self.time_at_level, "time_at_set": self.time_at_set, "seg_t0": self.seg_t0,
+            "win": [self.win_t0, self.win_e,
             self.win_dur, self.win_throttled], "battery": self.battery.state(), "policy": self.policy.state(),
             "rng": self.rng.bit_generator.state,
         }  # fmt: skip
@@ -154,6 +156,7 @@ class Simulation:
         self.switches, self.level_changes = int(s["switches"]), int(s["level_changes"])
         self.time_at_level = {k: float(v) for k, v in s["time_at_level"].items()}
         self.time_at_set = {k: float(v) for k, v in s["time_at_set"].items()}
+        self.seg_t0 = float(s["seg_t0"])
         self.win_t0, self.win_e, self.win_dur, self.win_throttled = s["win"]
         self.battery.restore(s["battery"])
         self.policy.restore(s["policy"])
@@ -164,31 +167,36 @@ class Simulation:
 
     # -- the loop ------------------------------------------------------------------------------------------
 
-    def _draw(self, power_w: float, dt_s: float, cost: _Cost) -> bool:
+    def _draw(self, power_w: float, dt_s: float, throttled: int) -> bool:
         """Step the battery; account time and energy; False when the battery (or the time cap) ends it."""
         if dt_s <= 0.0:
             return True
-        cap = self.max_duration_s - self.t
-        capped = dt_s > cap
+        capped = self.t + dt_s > self.max_duration_s
         if capped:
-            dt_s = max(cap, 0.0)
-        got = self.battery.step(power_w, dt_s)
+            dt_s = max(self.max_duration_s - self.t, 0.0)
+        battery = self.battery
+        got = battery.step(power_w, dt_s)
         self.t += got
-        assert self.level is not None and self.pset is not None
-        self.time_at_level[self.level] = self.time_at_level.get(self.level, 0.0) + got
-        self.time_at_set[self.pset] = self.time_at_set.get(self.pset, 0.0) + got
         self.win_e += power_w * got
         self.win_dur += got
-        self.win_throttled |= cost.throttled
+        self.win_throttled |= throttled
         if self.win_dur >= self.record_interval_s:
             self._flush_window()
-        if self.battery.ended:
-            self.end_reason = self.battery.end_reason
+        if battery.ended:
+            self.end_reason = battery.end_reason
             return False
         if capped:
             self.end_reason = "duration_cap"
             return False
         return True
+
+    def _end_segment(self) -> None:
+        """Add the time since the segment began to the current level and pattern set."""
+        if self.level is not None and self.pset is not None:
+            d = self.t - self.seg_t0
+            self.time_at_level[self.level] = self.time_at_level.get(self.level, 0.0) + d
+            self.time_at_set[self.pset] = self.time_at_set.get(self.pset, 0.0) + d
+        self.seg_t0 = self.t
 
     def _flush_window(self) -> None:
         if self.win_dur <= 0.0:
@@ -214,6 +222,11 @@ class Simulation:
         choice = self.plan.choice
         arrivals_at = self.arrivals.at
         deadline_s = self.deadline_s
+        draw = self._draw
+        policy_level = self.policy.level
+        note_busy = self.policy.note_busy
+        battery = self.battery
+        strategy = self.strategy
         level_now = self.level
         cost = costs[(level_now, self.pset)] if level_now is not None and self.pset is not None else None
         while not self.end_reason:
@@ -224,10 +237,12 @@ class Simulation:
                     progress(1.0 - self.battery.soc)
             arrival = arrivals_at(self.k)
             # idle until the request arrives
-            if cost is not None and arrival > self.t and not self._draw(cost.idle_w, arrival - self.t, cost):
+            if cost is not None and arrival > self.t and not draw(cost.idle_w, arrival - self.t, cost.throttled):
                 break
             start = max(arrival, self.t)
-            lv, ps = choice[self.policy.level(start, self.battery.soc)]
+            lv, ps = choice[policy_level(start, battery.soc)]
+            if lv != level_now or ps != self.pset:
+                self._end_segment()
             if lv != level_now:
                 new = costs[(lv, ps)]
                 if store is not None:
@@ -244,22 +259,23 @@ class Simulation:
                     if store is not None:
                         store.add("switches", (self.strategy, self.t, old, ps, self.switch_s * 1e3,
                                                cost.power_w * self.switch_s))  # fmt: skip
-                    if not self._draw(cost.power_w, self.switch_s, cost):
+                    if not draw(cost.power_w, self.switch_s, cost.throttled):
                         break
             cost = costs[(lv, ps)]
             t_start = self.t
             lat = _latency_s(cost.q, rng_random())
-            self.policy.note_busy(lat)
-            if not self._draw(cost.power_w, lat, cost):
+            note_busy(lat)
+            if not draw(cost.power_w, lat, cost.throttled):
                 break
             done = self.t - arrival
             miss = done > deadline_s
             self.inferences += 1
             self.misses += miss
             if inf_rows is not None:
-                inf_rows.append((self.strategy, self.k, t_start, lv, ps, done * 1e3, cost.power_w * lat, int(miss),
+                inf_rows.append((strategy, self.k, t_start, lv, ps, done * 1e3, cost.power_w * lat, int(miss),
                                  cost.throttled))  # fmt: skip
             self.k += 1
+        self._end_segment()
         self._flush_window()
         if store is not None and self.store is not None:
             self.store.add("events", (self.strategy, self.t, "end", self.end_reason))

@@ -6,7 +6,9 @@ pattern set, and the agent runs one measurement window of ``hil.inferences_per_l
 request period (``measure`` with ``period_ms`` and ``deadline_ms``). The window's measured energy
 drives the battery over the window's measured duration; every latency becomes an inference row, the
 window a power-sample row (flagged when the agent saw throttling or a frequency change). The run ends
-when the battery does, so use a small battery (``energy_j`` of tens of joules).
+when the battery does, so use a small battery (``energy_j`` of tens of joules). A battery that ends inside
+a window keeps the window's first inferences pro rata to the time it sustained. Request traces are
+sim-only (real time needs ``requests.period_ms``).
 
 Time-compressed (``hil.compress = true``): each (level, pattern set) cell the strategies can use is
 measured to steady state through the agent (:mod:`testbed.experiment.profiler`: active energy,

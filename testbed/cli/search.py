@@ -96,6 +96,7 @@ def search(
     from testbed.runstore import RunStore
     from testbed.runstore.manifest import base_manifest
     from testbed.search.artifact import write_best_artifact
+    from testbed.search.latency import ProfileLatency
     from testbed.search.problem import SearchConfig, build_problem, make_searcher
     from testbed.search.runner import run_search
 
@@ -137,10 +138,11 @@ def search(
         store = RunStore.open(out)
     else:
         manifest = base_manifest({"search": cfg.to_dict(), "checkpoint": str(ckpt)}, "search", cfg.seed)
+        board = problem.latency.table.meta.get("board") if isinstance(problem.latency, ProfileLatency) else None
         manifest.update(
-            board=None,
-            governor=None,
-            meter=None,
+            board=board or "none (op-count model)",
+            governor="n/a (search)",
+            meter="n/a (search)",
             clock_offsets={},
             latency_source=problem.latency.source,
             level_names=problem.latency.level_names,

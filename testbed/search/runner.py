@@ -20,6 +20,7 @@ per level (fastest first), ``terms`` (every reward term, runs per level), ``rewa
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -122,8 +123,6 @@ def run_search(
     receives the search log (None: no log). Raises :class:`BadInputError` for a budget < 1 or a resume without
     a checkpoint.
     """
-    import json
-
     if budget < 1:
         raise BadInputError(f"--budget must be ≥ 1, got {budget}")
     cap = max_proposals if max_proposals is not None else 20 * budget

@@ -412,8 +412,8 @@ def bench_sparse(
 
     res = sparse_benchmark(quick=quick)
     lines = [
-        f"sparsity {r['sparsity']:.2f}: encoder speedup {r['speedup']:.2f}×, layer {r['layer_speedup']:.2f}× "
-        f"(ideal {r['ideal']:.2f}×)"
+        f"row-block {r['row_block']}, sparsity {r['sparsity']:.2f}: encoder speedup {r['speedup']:.2f}×, "
+        f"layer {r['layer_speedup']:.2f}× (ideal {r['ideal']:.2f}×)"
         for r in res["results"]
     ]
     _report(res, json_out, lines)

@@ -14,6 +14,7 @@ The profile table is taken from ``--profile`` or from the first run's configurat
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from analysis import figures, tables
-from analysis.runs import RunData, load_run
+from analysis.runs import RunData, load_run, run_path
 from analysis.style import save
 from devices.errors import BadInputError
 
@@ -69,8 +70,15 @@ def profile_of(run: RunData) -> Any:
 
 
 def search_log_of(runs: Sequence[RunData], path: Path | None) -> pd.DataFrame | None:
-    """Search evaluations (algo, seed, evaluation, reward) from a CSV/JSON-lines file or the runs' log."""
+    """Search evaluations as a table with columns algo, seed, evaluation, reward.
+
+    ``path`` is a search run written by ``testbed search`` (its directory or ``run.sqlite``), or a CSV /
+    JSON-lines file with those columns; without it, the runs' own ``log`` tables are searched.
+    Memo hits (re-proposals of an evaluated candidate) are not evaluations and are left out.
+    """
     if path is not None:
+        if path.is_dir() or path.suffix == ".sqlite":
+            return _search_rows(_read_log(run_path(path)))
         if not path.is_file():
             raise BadInputError(f"{path}: search log not found")
         if path.suffix == ".csv":
@@ -79,13 +87,36 @@ def search_log_of(runs: Sequence[RunData], path: Path | None) -> pd.DataFrame | 
             return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
         except json.JSONDecodeError as exc:
             raise BadInputError(f"{path}:{exc.lineno}: not JSON lines: {exc.msg}") from None
-    frames = []
-    for run in runs:
-        log = run.table("log")
-        rows = log[(log["source"] == "search") & (log["kind"] == "evaluation")]
-        if len(rows):
-            frames.append(pd.DataFrame([json.loads(d) for d in rows["data"]]))
-    return pd.concat(frames, ignore_index=True) if frames else None
+    frames = [_search_rows((run.table("log"), run.manifest)) for run in runs]
+    found = [f for f in frames if f is not None]
+    return pd.concat(found, ignore_index=True) if found else None
+
+
+def _read_log(db: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            log = pd.read_sql_query("SELECT * FROM log ORDER BY rowid", conn)
+            manifest = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM manifest")}
+        finally:
+            conn.close()
+    except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+        raise BadInputError(f"{db}: not a search run: {exc}") from None
+    return log, manifest
+
+
+def _search_rows(log_and_manifest: tuple[pd.DataFrame, dict[str, Any]]) -> pd.DataFrame | None:
+    log, manifest = log_and_manifest
+    rows = log[log["source"].str.startswith("search:") & (log["kind"] == "candidate")]
+    out = []
+    seed = manifest.get("seed", 0)
+    for source, data in zip(rows["source"], rows["data"], strict=True):
+        d = json.loads(data)
+        if d.get("memo_hit"):
+            continue
+        out.append({"algo": source.split(":", 1)[1], "seed": seed, "evaluation": int(d["evaluation"]) + 1,
+                    "reward": float(d["reward"])})  # fmt: skip
+    return pd.DataFrame(out) if out else None
 
 
 def build_report(

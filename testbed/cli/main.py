@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -49,9 +51,26 @@ def version() -> None:
 
 
 @app.command("demo")
-def demo() -> None:
-    """End-to-end demo on an emulated Raspberry Pi 4 (train, prune, search, profile, simulate, report)."""
-    typer.echo("testbed demo: not yet available (the end-to-end demo arrives with the analysis issue)")
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output directory (resumes what is already there).")] = Path(
+        "runs/demo"
+    ),
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json on stdout.")] = False,
+) -> None:
+    """End-to-end demo on an emulated Raspberry Pi 4: train, prune, search, profile, simulate, report."""
+    import json
+
+    from testbed.demo import run_demo
+
+    summary = run_demo(out)
+    if json_out:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    table = out / "tables" / "battery_life.md"
+    typer.echo(table.read_text(encoding="utf-8"))
+    typer.echo(f"deadline {summary['deadline_ms']} ms ({summary['deadline_rule']})")
+    typer.echo(f"figures: {out / 'figures'}   tables: {out / 'tables'}   summary: {out / 'summary.json'}")
+    typer.echo(f"report: {out / 'report.md'}   ({summary['wall_s']:.0f} s)")
 
 
 def run(argv: list[str] | None = None) -> None:

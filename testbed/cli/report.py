@@ -20,7 +20,10 @@ def report(
         str | None, typer.Option("--profile", help="Profile table (CSV or bundled name); default: the run's.")
     ] = None,
     search_log: Annotated[
-        Path | None, typer.Option("--search-log", help="Search evaluations (CSV or JSON lines) for the reward plot.")
+        Path | None,
+        typer.Option(
+            "--search-log", help="A `testbed search` output directory (or CSV/JSON lines) for the reward plot."
+        ),
     ] = None,
     baseline: Annotated[str, typer.Option("--baseline", help="Strategy the ratios are taken against.")] = "dense-max",
     json_out: JsonOpt = False,

@@ -275,6 +275,10 @@ def export_cmd(
     ckpt: CkptArg,
     out: OutOpt,
     seq: Annotated[int, typer.Option(help="Sequence length of the export example (axes stay dynamic).")] = 35,
+    share_tables: Annotated[
+        bool,
+        typer.Option(help="Store embedding/position tables once, fed as graph inputs (loader must support it)."),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Pack every pattern set, export it to ONNX, write one artifact file (manifest + checksums)."""
@@ -282,7 +286,7 @@ def export_cmd(
     from testbed.rt3.checkpoint import Checkpoint
     from testbed.rt3.export import build_artifact
 
-    path = build_artifact(Checkpoint.load(ckpt), out, seq=seq)
+    path = build_artifact(Checkpoint.load(ckpt), out, seq=seq, share_tables=share_tables)
     art = Artifact.open(path)
     _report(
         {"artifact": str(path), "bytes": path.stat().st_size, "pattern_sets": art.pattern_sets},

@@ -5,7 +5,7 @@ Torch-free on purpose: a board loads artifacts with this module and :mod:`testbe
 
     manifest.json            format, version, model description, pattern sets, sha256 + size of every member
     sets/<k>.onnx            pattern set k, packed, as one ONNX graph
-    shared/<j>.npy           lookup tables all sets share (embeddings, positions), fed as graph inputs
+    shared/<j>.npy           optional (``--share-tables``): lookup tables all sets share, fed as graph inputs
     backbone.safetensors     the shared backbone weights (for reloading into torch)
     masks/<k>.safetensors    pattern set k's boolean masks
     extra/…                  optional (e.g. extra/vocab.json)

@@ -1,10 +1,11 @@
 """ONNX export of packed pattern sets and writing/reading the RT3 artifact (torch side).
 
 Each pattern set is exported as its own ONNX graph of the *packed* model (gathers and batched MatMuls of the
-packed weights), with dynamic batch and sequence axes; lookup tables common to all sets (embeddings, positions)
-are stored once and fed to every graph as inputs (:mod:`testbed.rt3.onnx_share`). The legacy TorchScript
-exporter is used (opset 17) because the dynamo exporter needs onnxscript; the graph of a packed linear is
-fixed at export for the token count of the example input (≥ 8 tokens → the transposed-gather path).
+packed weights), with dynamic batch and sequence axes; optionally the lookup tables common to all sets
+(embeddings, positions) are stored once and fed to every graph as inputs (:mod:`testbed.rt3.onnx_share`).
+The legacy TorchScript exporter is used (opset 17) because the dynamo exporter needs onnxscript; the graph of
+a packed linear is fixed at export for the token count of the example input (≥ 8 tokens → the
+transposed-gather path).
 """
 
 from __future__ import annotations
@@ -63,15 +64,25 @@ def export_onnx(packed: nn.Module, description: dict[str, Any], seq: int = 16) -
     return buf.getvalue()
 
 
-def build_artifact(ckpt: Checkpoint, path: Path, seq: int = 16, include_backbone: bool = True) -> Path:
-    """Write the artifact of a PP checkpoint: every pattern set packed and exported, plus metadata."""
+def build_artifact(
+    ckpt: Checkpoint, path: Path, seq: int = 16, include_backbone: bool = True, share_tables: bool = False
+) -> Path:
+    """Write the artifact of a PP checkpoint: every pattern set packed and exported, plus metadata.
+
+    ``share_tables``: store the lookup tables common to all sets once (``shared_inputs``); a loader must then
+    feed them as graph inputs (:class:`~testbed.rt3.ort_runtime.OrtReconfigurableModel` does). Off by default
+    so that every ``sets/<k>.onnx`` stays self-contained for loaders that feed token inputs only.
+    """
     if not ckpt.sets:
         raise BadInputError("the checkpoint has no pattern sets; run `testbed rt3 prune pp` first")
     model = ckpt.model.eval()
     members: dict[str, bytes] = {}
     sets_meta = []
     packed_sets = [pack_model(model, s.masks) for s in ckpt.sets]
-    graphs, shared = share_lookup_tables([export_onnx(p, ckpt.description, seq=seq) for p in packed_sets])
+    graphs = [export_onnx(p, ckpt.description, seq=seq) for p in packed_sets]
+    shared: dict[str, np.ndarray] = {}
+    if share_tables:
+        graphs, shared = share_lookup_tables(graphs)
     shared_meta = []
     for j, (name, arr) in enumerate(shared.items()):
         buf = io.BytesIO()
@@ -99,7 +110,12 @@ def build_artifact(ckpt: Checkpoint, path: Path, seq: int = 16, include_backbone
     names, _ = example_inputs(ckpt.description)
     manifest = {
         "testbed_version": __version__,
-        "model": {**ckpt.description, "inputs": [{"name": n, "dtype": "int64"} for n in names], "outputs": ["logits"]},
+        "model": {
+            **ckpt.description,
+            "inputs": [{"name": n, "dtype": "int64"} for n in names],
+            "seq_len": seq,
+            "outputs": ["logits"],
+        },
         "data": ckpt.data,
         "results": ckpt.results,
         "bp": ckpt.bp_config,

@@ -40,7 +40,24 @@ def artifact(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Pa
         pipeline.space,
         pipeline.sets,
     )
-    return build_artifact(ck, tmp_path_factory.mktemp("art") / "model.rt3")
+    return build_artifact(ck, tmp_path_factory.mktemp("art") / "model.rt3", share_tables=True)
+
+
+@pytest.fixture(scope="module")
+def plain_artifact(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ck = Checkpoint(
+        pipeline.model,
+        model_description(pipeline.model),
+        DATA,
+        pipeline.vocab,
+        "pp",
+        {},
+        pipeline.bp.masks,
+        {"ratio": 0.5},
+        pipeline.space,
+        pipeline.sets,
+    )
+    return build_artifact(ck, tmp_path_factory.mktemp("plain") / "model.rt3", seq=11)
 
 
 def test_switch_is_a_reference_swap(runtime: ReconfigurableModel, pipeline: Pipeline) -> None:
@@ -142,6 +159,20 @@ def test_lookup_tables_are_stored_once(artifact: Path) -> None:
             if n.op_type == "Constant" and n.attribute
         )
     assert art.shared_arrays()["shared.0"].shape == (5000, 64)
+
+
+def test_default_artifact_graphs_are_self_contained(plain_artifact: Path, pipeline: Pipeline) -> None:
+    import onnxruntime as ort
+
+    art = Artifact.open(plain_artifact)
+    assert art.manifest["shared_inputs"] == [] and art.manifest["model"]["seq_len"] == 11
+    x = np.zeros((1, 11), dtype=np.int64)
+    for k, s in enumerate(art.pattern_sets):
+        session = ort.InferenceSession(art.read(s["onnx"]), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == ["tokens"]  # token ids are the only input
+        with torch.no_grad():
+            ref = masked_call(pipeline.model, pipeline.sets[k].masks, torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(session.run(None, {"tokens": x})[0], ref, atol=1e-4)
 
 
 def test_corrupt_artifact_is_rejected(artifact: Path, tmp_path: Path) -> None:

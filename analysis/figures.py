@@ -119,9 +119,9 @@ def latency_vs_frequency(profile: Any, deadline_ms: float | None = None) -> Figu
     return fig
 
 
-def power_trace(run: RunData, strategy: str = "rt3", zoom_s: float = 3.0) -> Figure:
+def power_trace(run: RunData, strategy: str = "rt3", zoom_s: float | None = None) -> Figure:
     """Power over the whole discharge with level changes and switches marked, plus a zoom on the first
-    switch showing individual inference windows."""
+    switch showing individual inference windows (``zoom_s`` wide; default: about 16 request periods)."""
     ps = run.table("power_samples", strategy)
     if ps.empty:
         raise BadInputError(f"{run.path}: strategy {strategy!r} has no power samples")
@@ -138,7 +138,12 @@ def power_trace(run: RunData, strategy: str = "rt3", zoom_s: float = 3.0) -> Fig
     ax.set_title(f"{strategy}: power; dotted = frequency change, solid = pattern-set switch", fontsize=7)
     centre = float(switches["t_s"].iloc[0]) if len(switches) else float(ps["t_s"].iloc[len(ps) // 2])
     inf = run.table("inferences", strategy)
-    win = inf[(inf["t_s"] >= centre - zoom_s / 2) & (inf["t_s"] <= centre + zoom_s / 2)]
+    first_switch_s = float(switches["duration_ms"].iloc[0]) / 1000.0 if len(switches) else 0.0
+    if zoom_s is None:  # the switch plus about eight request periods on either side
+        gaps = np.diff(inf["t_s"].to_numpy(dtype=float)[:1000])
+        zoom_s = float(16 * np.median(gaps)) if len(gaps) else 1.0
+    lo, hi = centre - zoom_s / 2, centre + first_switch_s + zoom_s / 2
+    win = inf[(inf["t_s"] >= lo) & (inf["t_s"] <= hi)]
     t_rel = win["t_s"].to_numpy(dtype=float) - centre
     dur_s = win["latency_ms"].to_numpy(dtype=float) / 1000.0
     p_w = np.divide(win["energy_j"].to_numpy(dtype=float), dur_s, out=np.zeros_like(dur_s), where=dur_s > 0)
@@ -149,12 +154,12 @@ def power_trace(run: RunData, strategy: str = "rt3", zoom_s: float = 3.0) -> Fig
     sw_t = switches["t_s"].to_numpy(dtype=float) - centre
     sw_d = switches["duration_ms"].to_numpy(dtype=float) / 1000.0
     for t0, d, a, b in zip(sw_t, sw_d, switches["from_set"], switches["to_set"], strict=True):
-        if abs(t0) <= zoom_s / 2:
+        if lo - centre <= t0 <= hi - centre:
             az.axvspan(t0, t0 + d, color="black", alpha=0.2)
             az.annotate(f"switch {a}→{b}", (t0, 0), fontsize=6, rotation=90, va="bottom", ha="right")
     az.set_xlabel(f"time around t = {centre:.0f} s (s)")
-    az.set_ylabel("power during inference (W)")
-    az.set_title("inference windows", fontsize=7)
+    az.set_ylabel("energy / response time (W)")  # queued requests stretch the response
+    az.set_title("each request from release to response", fontsize=7)
     return fig
 
 
@@ -188,7 +193,8 @@ def search_reward(log: pd.DataFrame) -> Figure:
         table = pd.concat(curves, axis=1).sort_index().ffill()
         x = table.index.to_numpy()
         color = ["#D55E00", "#0072B2", "#009E73", "#CC79A7"][i % 4]
-        ax.plot(x, table.mean(axis=1), color=color, label=f"{algo} ({table.shape[1]} seeds)")
+        n = table.shape[1]
+        ax.plot(x, table.mean(axis=1), color=color, label=f"{algo} ({n} seed{'s' if n > 1 else ''})")
         ax.fill_between(x, table.min(axis=1), table.max(axis=1), color=color, alpha=0.2, linewidth=0)
     ax.set_xlabel("evaluations")
     ax.set_ylabel("best reward so far")

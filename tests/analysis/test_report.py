@@ -16,27 +16,9 @@ from analysis.runs import load_run
 from analysis.style import DOUBLE_COLUMN_IN, SINGLE_COLUMN_IN, parse_formats
 from analysis.tables import battery_life_table, to_latex, to_markdown
 from devices.errors import BadInputError
+from testbed.demo import experiment_toml
 
-EXPERIMENT = """
-name = "{name}"
-mode = "sim"
-seed = 3
-strategies = ["dense-max", "dvfs-dense", "static-sparse", "rt3", "oracle"]
-[board]
-profile = "rpi4"
-[profile]
-table = "rpi4"
-[requests]
-period_ms = 200.0
-deadline_ms = 115.0
-[battery]
-{battery}
-record_interval_s = 5.0
-[policy]
-kind = "soc"
-thresholds = [0.5, 0.2]
-levels = ["f1500", "f1000", "f600"]
-"""
+PROFILE = Path(__file__).resolve().parents[2] / "testbed" / "data" / "profile-rpi4.csv"
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +27,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
     base = tmp_path_factory.mktemp("runs")
     out = []
-    for name, battery in (("small-bucket", 'model = "bucket"\nenergy_j = 3000.0'),):
+    for name in ("small-bucket",):
         toml = base / f"{name}.toml"
-        toml.write_text(EXPERIMENT.format(name=name, battery=battery))
+        toml.write_text(experiment_toml(name, PROFILE, 115.0, "bucket"))  # the demo's experiment, 600 J
         with pytest.raises(SystemExit) as e:
             run(["run", str(toml), "--out", str(base / name)])
         assert e.value.code == 0

@@ -138,6 +138,7 @@ levels = {json.dumps(POLICY_LEVELS)}
 
 def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
     """Run (or resume) the demo into ``out``; returns the summary that is also written to summary.json."""
+    out = out.resolve()  # the experiment files name the profile by path, relative to themselves otherwise
     out.mkdir(parents=True, exist_ok=True)
     log = out / "demo.log"
     model = out / "model"

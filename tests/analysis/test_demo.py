@@ -42,8 +42,9 @@ def test_generated_experiments_validate(tmp_path, battery):
 
 
 @pytest.mark.slow
-def test_demo_end_to_end(tmp_path):
-    summary = run_demo(tmp_path / "demo")
+def test_demo_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative --out, as `make demo` passes it
+    summary = run_demo(Path("demo"))
     for s in ("dense-max", "dvfs-dense", "static-sparse", "rt3", "oracle"):
         row = summary["strategies"][s]
         assert row["life_h"] > 0 and row["inferences"] > 0 and row["deadline_misses"] >= 0

@@ -2,7 +2,7 @@
 
 An artifact is either
 
-* an RT3 runtime artifact (``.rt3``, an uncompressed ZIP written by ``testbed.rt3.artifact``: a
+* an RT3 runtime artifact (``.rt3``, an uncompressed ZIP, :mod:`devices.artifact`: a
   manifest with per-member sha256, one ONNX graph per pattern set); or
 * a single ``.onnx`` file — one pattern set called ``default``; or
 * a directory with ``manifest.json``::
@@ -239,45 +239,23 @@ DEFAULT_SEQ_LEN = 32
 
 
 def _load_rt3(path: Path, model_id: str, threads: int | None, t0: float) -> LoadedModel:
-    """An RT3 runtime artifact (``.rt3``, an uncompressed ZIP): every member's sha256 is verified.
+    """An RT3 runtime artifact (``.rt3``, see :mod:`devices.artifact`), every member's sha256 verified.
 
-    Layout (written by ``testbed.rt3.artifact``): ``manifest.json`` with ``model`` (``config`` or
-    ``hf_config`` giving ``vocab_size``), ``pattern_sets`` [{index, name, onnx, …}] and ``files``
-    {member: {sha256, bytes}}; one ONNX graph per pattern set.
+    Pattern sets load in index order, one onnxruntime session each; integer inputs (token ids) are drawn
+    below the model's ``vocab_size`` and symbolic dimensions get batch 1 and the artifact's ``seq_len``.
     """
-    try:
-        with zipfile.ZipFile(path) as zf:
-            try:
-                manifest = json.loads(zf.read(MANIFEST))
-            except KeyError:
-                raise BadInputError(f"{path}: not an RT3 artifact (no {MANIFEST} inside)") from None
-            except json.JSONDecodeError as exc:
-                raise BadInputError(f"{path}: {MANIFEST}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-            if not isinstance(manifest, dict) or not isinstance(manifest.get("pattern_sets"), list):
-                raise BadInputError(f"{path}: {MANIFEST}: field pattern_sets: a list is required")
-            files = manifest.get("files") or {}
-            members: dict[str, bytes] = {}
-            for member, meta in files.items():
-                try:
-                    data = zf.read(member)
-                except KeyError:
-                    raise BadInputError(f"{path}: member {member} listed in the manifest is missing") from None
-                if hashlib.sha256(data).hexdigest() != str(meta.get("sha256", "")).lower():
-                    raise BadInputError(f"{path}: member {member}: sha256 does not match the manifest")
-                members[member] = data
-    except zipfile.BadZipFile as exc:
-        raise BadInputError(f"{path}: corrupt artifact: {exc}") from None
+    from devices.artifact import Artifact
+
+    art = Artifact.open(path)
+    files = art.manifest["files"]
     sets: list[PatternSet] = []
-    for i, entry in enumerate(sorted(manifest["pattern_sets"], key=lambda e: int(e.get("index", 0)))):
-        member = str(entry.get("onnx", ""))
-        if member not in members:
-            raise BadInputError(f"{path}: {MANIFEST}: pattern_sets.{i}.onnx: {member!r} is not a checked member")
-        where = f"{path}:{member}"
-        sha = str(files[member]["sha256"])
-        sets.append(PatternSet(str(entry.get("name", f"set{i}")), path, sha, _session(members[member], threads, where)))
+    for entry in sorted(art.pattern_sets, key=lambda e: int(e["index"])):
+        member = str(entry["onnx"])
+        session = _session(art.read(member), threads, f"{path}:{member}")
+        sets.append(PatternSet(str(entry["name"]), path, str(files[member]["sha256"]), session))
     if not sets:
         raise BadInputError(f"{path}: {MANIFEST}: field pattern_sets: no pattern sets")
-    model_desc = manifest.get("model") or {}
+    model_desc = art.manifest.get("model") or {}
     config = model_desc.get("config") or model_desc.get("hf_config") or {}
     vocab = int(config.get("vocab_size", 100))
     seq = int(model_desc.get("seq_len") or DEFAULT_SEQ_LEN)

@@ -21,11 +21,11 @@ from typing import Any
 
 import serial
 
-from devices.meters.base import Clock, MeterDisconnected, MeterStall, PowerMeter, float_param, raise_bad
+from devices.meters.base import Clock, MeterDisconnected, MeterStall, float_param, raise_bad
 from devices.meters.ina_csv import InaLineParser, InaRecord
 from devices.meters.registry import MeterURI
 from devices.meters.samples import Sample
-from devices.meters.serialport import int_param, open_port
+from devices.meters.serialport import SerialMeter, int_param
 
 MILLIS_WRAP = 2**32
 #: Remap device to host time when the two disagree by more than this (s).
@@ -67,7 +67,7 @@ class MillisMapper:
         return t, note
 
 
-class InaSerialMeter(PowerMeter):
+class InaSerialMeter(SerialMeter):
     """An INA219/INA226 breakout read by a microcontroller that prints one CSV line per sample."""
 
     nominal_period_s = 0.01
@@ -75,17 +75,11 @@ class InaSerialMeter(PowerMeter):
     def __init__(
         self, uri: str, chip: str, port: str, *, baudrate: int = 115200, timeout_s: float = 2.0, clock: Clock
     ) -> None:
-        super().__init__(uri, clock)
+        super().__init__(uri, port, baudrate=baudrate, timeout_s=timeout_s, clock=clock)
         self.scheme = f"{chip}+serial"
         self.chip = chip
-        self.port_name = port
-        self.baudrate = baudrate
-        self.timeout_s = timeout_s
         self.poll_period_s = None
-        self._port: Any = None
-        self._buf = bytearray()
         self._discard_first = True
-        self._opened_once = False
         self.parser = InaLineParser()
         self.mapper = MillisMapper()
         self.lines = 0
@@ -109,25 +103,8 @@ class InaSerialMeter(PowerMeter):
             clock=clock,
         )
 
-    def open(self) -> None:
-        if self.is_open:
-            return
-        self._port = open_port(
-            self.port_name, self.baudrate, min(0.1, self.timeout_s), first_open=not self._opened_once
-        )
-        self._opened_once = True
-        self._buf.clear()
-        self._discard_first = True
-        self.is_open = True
-
-    def close(self) -> None:
-        if self._port is not None:
-            try:
-                self._port.close()
-            except (serial.SerialException, OSError):
-                pass
-            self._port = None
-        self.is_open = False
+    def _on_open(self) -> None:
+        self._discard_first = True  # the first line after opening may be cut
 
     def _next_line(self, deadline: int) -> tuple[str, int] | None:
         """The next complete line and the host time its newline arrived, or ``None`` at the deadline."""

@@ -15,7 +15,7 @@ from typing import Any
 import serial
 
 from devices.errors import BadInputError, HardwareError, PermissionDeniedError
-from devices.meters.base import MeterDisconnected
+from devices.meters.base import Clock, MeterDisconnected, PowerMeter
 
 
 def open_port(port: str, baudrate: int, timeout_s: float, *, first_open: bool = True) -> Any:
@@ -58,3 +58,43 @@ def int_param(params: dict[str, str], name: str, default: int, uri: str) -> int:
     if value <= 0:
         raise BadInputError(f"meter URI {uri!r}: {name} must be positive, got {value}")
     return value
+
+
+class SerialMeter(PowerMeter):
+    """Base of meters behind one serial port: holds the port and a receive buffer, opens and closes.
+
+    Subclasses implement :meth:`read` and may extend :meth:`_on_open` (called after every (re)open, with
+    the buffer already cleared) to reset their own parser state.
+    """
+
+    def __init__(self, uri: str, port: str, *, baudrate: int, timeout_s: float, clock: Clock) -> None:
+        super().__init__(uri, clock)
+        self.port_name = port
+        self.baudrate = baudrate
+        self.timeout_s = timeout_s
+        self._port: Any = None
+        self._buf = bytearray()
+        self._opened_once = False
+
+    def open(self) -> None:
+        if self.is_open:
+            return
+        self._port = open_port(
+            self.port_name, self.baudrate, min(0.1, self.timeout_s), first_open=not self._opened_once
+        )
+        self._opened_once = True
+        self._buf.clear()
+        self._on_open()
+        self.is_open = True
+
+    def _on_open(self) -> None:
+        """Hook for subclasses: reset parser state after a (re)open."""
+
+    def close(self) -> None:
+        if self._port is not None:
+            try:
+                self._port.close()
+            except (serial.SerialException, OSError):
+                pass
+            self._port = None
+        self.is_open = False

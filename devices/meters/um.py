@@ -26,18 +26,17 @@ from devices.meters.base import (
     Clock,
     MeterDisconnected,
     MeterStall,
-    PowerMeter,
     float_param,
     raise_bad,
     rate_param,
 )
 from devices.meters.registry import MeterURI
 from devices.meters.samples import Sample
-from devices.meters.serialport import int_param, open_port
+from devices.meters.serialport import SerialMeter, int_param
 from devices.meters.um_protocol import FRAME_LEN, MODELS, REQUEST, UMModel, decode_frame, extract_frame
 
 
-class UMMeter(PowerMeter):
+class UMMeter(SerialMeter):
     """A UM24C/UM25C/UM34C on a serial port or pyserial URL."""
 
     counter_resolution_j = 3.6  # 1 mWh
@@ -54,17 +53,11 @@ class UMMeter(PowerMeter):
         poll_period_s: float = 1 / 3,
         clock: Clock,
     ) -> None:
-        super().__init__(uri, clock)
+        super().__init__(uri, port, baudrate=baudrate, timeout_s=timeout_s, clock=clock)
         self.scheme = model.name
         self.model = model
-        self.port_name = port
-        self.baudrate = baudrate
-        self.timeout_s = timeout_s
         self.poll_period_s = poll_period_s
         self.nominal_period_s = max(poll_period_s, 1 / 3)
-        self._port: Any = None
-        self._buf = bytearray()
-        self._opened_once = False
         self._group: int | None = None
         self.garbage_bytes = 0
         self.frames = 0
@@ -86,29 +79,12 @@ class UMMeter(PowerMeter):
             clock=clock,
         )
 
-    def open(self) -> None:
-        if self.is_open:
-            return
-        self._port = open_port(
-            self.port_name, self.baudrate, min(0.1, self.timeout_s), first_open=not self._opened_once
-        )
-        self._opened_once = True
-        self._buf.clear()
+    def _on_open(self) -> None:
         self._group = None
         try:
             self._port.reset_input_buffer()
         except (serial.SerialException, OSError, AttributeError):
             pass
-        self.is_open = True
-
-    def close(self) -> None:
-        if self._port is not None:
-            try:
-                self._port.close()
-            except (serial.SerialException, OSError):
-                pass
-            self._port = None
-        self.is_open = False
 
     def read(self) -> Sample:
         if not self.is_open or self._port is None:

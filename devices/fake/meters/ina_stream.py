@@ -21,7 +21,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from devices.fake.meters.ptyport import PtyPort
+from devices.fake.meters.ptyport import PtyDevice
 from devices.fake.meters.waveform import Waveform
 from devices.meters.base import Clock
 
@@ -31,7 +31,7 @@ BUS_LSB_V = {"ina219": 0.004, "ina226": 0.00125}
 FAULTS = ("partial", "garbage", "stall", "disconnect", "reset")
 
 
-class FakeInaStream:
+class FakeInaStream(PtyDevice):
     """An Arduino + INA2xx printing CSV at ``rate_hz`` on a pty."""
 
     def __init__(
@@ -56,37 +56,18 @@ class FakeInaStream:
         self.layout = layout
         self.millis_start = millis_start
         self.clock = clock
-        self.pty = PtyPort(link)
+        super().__init__(link)
         self.faults: deque[tuple[str, float]] = deque()
         self.lines_sent = 0
         self._rng = random.Random(seed)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._t0 = clock()
         self._millis0_ns = self._t0
         self._lock = threading.Lock()
 
-    @property
-    def port(self) -> str:
-        return self.pty.path
+    thread_name = "fake-ina"
 
-    def start(self) -> FakeInaStream:
+    def _on_start(self) -> None:
         self._t0 = self._millis0_ns = self.clock()
-        self._thread = threading.Thread(target=self._run, name="fake-ina", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3)
-        self.pty.close()
-
-    def __enter__(self) -> FakeInaStream:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def inject(self, kind: str, seconds: float = 0.5) -> None:
         """Apply fault ``kind`` at the next line (see the module docstring)."""
@@ -116,7 +97,7 @@ class FakeInaStream:
         if self.layout == "header":
             self.pty.write(b"millis,busV,shunt_mV,loadV,current_mA\r\n")
 
-    def _run(self) -> None:
+    def _serve(self) -> None:
         self._banner()
         next_t = self.clock()
         while not self._stop.is_set():

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import select
+import threading
 import tty
 from pathlib import Path
+from typing import TypeVar
 
 
 class PtyPort:
@@ -86,3 +88,50 @@ class PtyPort:
             except OSError:
                 return
             view = view[n:]
+
+
+class PtyDevice:
+    """Base of fake devices served on a :class:`PtyPort` by one background thread.
+
+    Subclasses implement :meth:`_serve` (loop until ``self._stop`` is set) and may extend
+    :meth:`_on_start` (called just before the thread starts, e.g. to reset the device's clock origin).
+    """
+
+    thread_name = "fake-device"
+
+    def __init__(self, link: str | os.PathLike[str] | None = None) -> None:
+        self.pty = PtyPort(link)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> str:
+        """The path to give the meter URI."""
+        return self.pty.path
+
+    def _on_start(self) -> None:
+        """Hook for subclasses, run before the serving thread starts."""
+
+    def _serve(self) -> None:
+        raise NotImplementedError
+
+    def start(self: _D) -> _D:
+        self._on_start()
+        self._thread = threading.Thread(target=self._serve, name=self.thread_name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+        self.pty.close()
+
+    def __enter__(self: _D) -> _D:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+_D = TypeVar("_D", bound=PtyDevice)

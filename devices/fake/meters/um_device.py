@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from devices.fake.meters.ptyport import PtyPort
+from devices.fake.meters.ptyport import PtyDevice
 from devices.fake.meters.waveform import Waveform
 from devices.meters.base import Clock
 from devices.meters.um_protocol import MODELS, UMReading, encode_frame
@@ -41,7 +41,7 @@ class Fault:
     seconds: float = 0.5
 
 
-class FakeUMDevice:
+class FakeUMDevice(PtyDevice):
     """A UM meter on a pty; ``port`` is the path to give ``umXXc://``."""
 
     def __init__(
@@ -62,39 +62,19 @@ class FakeUMDevice:
         self.voltage_v = voltage_v
         self.update_ns = round(1e9 / update_hz)
         self.clock = clock
-        self.pty = PtyPort(link)
+        super().__init__(link)
+        self.thread_name = f"fake-{model}"
         self.faults: deque[Fault] = deque()
         self.requests = 0
         self.frames_sent = 0
         self._rng = random.Random(seed)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._t0 = clock()
         self._group = 0
         self._cleared_j = [0.0] * 10
         self._lock = threading.Lock()
 
-    @property
-    def port(self) -> str:
-        return self.pty.path
-
-    def start(self) -> FakeUMDevice:
+    def _on_start(self) -> None:
         self._t0 = self.clock()
-        self._thread = threading.Thread(target=self._serve, name=f"fake-{self.model}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3)
-        self.pty.close()
-
-    def __enter__(self) -> FakeUMDevice:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def inject(self, kind: str, count: int = 1, seconds: float = 0.5) -> None:
         """Apply fault ``kind`` to the next ``count`` requests (see the module docstring)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import threading
 import time
 from pathlib import Path
@@ -27,19 +26,11 @@ from devices.agent.runner import LoadedModel, load_artifact
 from devices.board import Board
 from devices.errors import BadInputError, TestbedError
 from devices.guard import BoardGuard
+from devices.stats import percentile
 
 log = logging.getLogger("devices.agent")
 
 MAX_MODELS = 8
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (``q`` in 0..100) of an ascending list."""
-    if not sorted_values:
-        return math.nan
-    pos = (len(sorted_values) - 1) * q / 100.0
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
 class AgentService:

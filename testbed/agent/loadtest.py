@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from devices.stats import percentile
 from testbed.agent.client import AsyncAgentClient
 
 
@@ -29,7 +30,7 @@ class LoadResult:
         ordered = sorted(self.latencies_ms)
 
         def pct(q: float) -> float:
-            return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else float("nan")
+            return percentile(ordered, q) if ordered else float("nan")
 
         return {
             "clients": self.clients,

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from devices.errors import BadInputError
+from devices.stats import percentile
 from testbed.experiment.profile_table import ProfileRow, ProfileTable, build_table
 
 #: Two-sided 95 % Student t quantiles by degrees of freedom (1…30); 1.96 beyond.
@@ -51,16 +52,6 @@ def rel_half_width(values: list[float]) -> float:
     if mean == 0:
         return math.inf
     return t95(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values)) / abs(mean)
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    """Linear-interpolated percentile ``q`` (0–100) of sorted values."""
-    if not ordered:
-        raise BadInputError("no latencies measured")
-    pos = (len(ordered) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The RT3 artifact: one file with every pattern set's ONNX graph, the backbone, masks, metadata, checksums.
 
-Torch-free on purpose (stdlib and numpy only): the device agent on a board and :mod:`testbed.rt3.ort_runtime`
+Torch-free on purpose (stdlib and numpy only): the device agent on a board and :mod:`devices.ort_runtime`
 read artifacts with this module. Layout — an uncompressed ZIP (``.rt3``)::
 
     manifest.json            format, version, model description, pattern sets, sha256 + size of every member

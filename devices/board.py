@@ -16,7 +16,8 @@ from devices.cpufreq import CpufreqPolicy, get_policy, list_policies
 from devices.detect import detect_profile_name, resolve_profile
 from devices.devfreq import DevfreqDevice, list_devfreq
 from devices.errors import BadInputError
-from devices.sysfs import Sysfs, open_sysfs
+from devices.sysfs import Sysfs
+from devices.sysroot import open_sysfs
 from devices.thermal import ThrottleState, read_nvpmodel, read_thermal_zones, read_throttle
 
 
@@ -84,7 +85,7 @@ class Board:
         throttle = self.throttle()
         return {
             "sysfs_root": str(self.sysfs.root),
-            "emulated": self.sysfs.is_fake,
+            "emulated": self.sysfs.is_emulated,
             "board": self.profile_name(),
             "policies": [p.info() for p in self.policies()],
             "devfreq": [d.info() for d in self.devfreq()],

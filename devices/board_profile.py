@@ -69,12 +69,6 @@ class PolicyProfile(_Strict):
     def max_khz(self) -> int:
         return self.hw_max_khz if self.hw_max_khz is not None else self.frequencies_khz[-1]
 
-    def voltage_at(self, freq_khz: int) -> float | None:
-        """Voltage (V) at a listed frequency, or ``None`` when the profile does not know it."""
-        if self.voltages_v is None or freq_khz not in self.frequencies_khz:
-            return None
-        return self.voltages_v[self.frequencies_khz.index(freq_khz)]
-
 
 class DevfreqProfile(_Strict):
     """A devfreq device (the Jetson GPU); frequencies in Hz as the kernel uses them."""

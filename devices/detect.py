@@ -1,7 +1,12 @@
-"""Board auto-detection from ``/proc/device-tree/model``, ``compatible`` and sysfs.
+"""The board detector: which bundled profile this machine (or emulated tree) is.
 
 Raspberry Pi and Jetson boards name themselves in the device tree; an x86 machine with
 ``intel_pstate``/``acpi-cpufreq`` or RAPL is a laptop. ``--board NAME`` overrides detection.
+
+Precedence, first match wins: a profile's ``model_contains`` in ``/proc/device-tree/model`` (the most
+specific signal; checked for every profile before any ``compatible``), then ``compatible_contains`` in
+``/proc/device-tree/compatible``, then the laptop heuristics. This is the only detector: the board
+(:mod:`devices.board`) and meter detection (:mod:`devices.meters.detect`) both ask it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Every read and write of ``/sys`` (and ``/proc``) goes through :class:`Sysfs`.
 
-The root is injectable: tests and emulation point it at a directory tree. When the tree was created by
-the fake kernel (:mod:`devices.fake.kernel`), :func:`open_sysfs` returns a :class:`Sysfs` whose writes
-are routed through that kernel model, so a plain directory behaves like the kernel on writes.
+The root is injectable: tests and emulation point it at a directory tree. A ``write_hook`` replaces file
+writes with a model of the kernel (an emulated board installs one; :func:`devices.sysroot.open_sysfs`
+decides which root gets which); this module knows nothing of what the hook models.
 
 Failure modes: a missing file raises :class:`~devices.errors.BadInputError`; a permission problem
 raises :class:`~devices.errors.PermissionDeniedError` naming the file and how to grant access; a value
@@ -19,9 +19,7 @@ from pathlib import Path
 
 from devices.errors import BadInputError, HardwareError, PermissionDeniedError
 
-#: Name of the marker file that identifies a fake-kernel tree at its root.
-FAKE_KERNEL_MARKER = ".testbed-fake-kernel.json"
-
+#: ``hook(rel_path, text)`` performs a write instead of the file system; raises ``OSError`` like the kernel.
 WriteHook = Callable[[str, str], None]
 
 
@@ -53,7 +51,7 @@ class Sysfs:
 
     Paths are given relative to the root, e.g. ``"sys/devices/system/cpu/cpufreq"``; a leading ``/``
     is accepted and ignored. ``write_hook``, when given, performs writes instead of the file system
-    (the fake kernel installs one).
+    (an emulated board's kernel model installs one).
     """
 
     def __init__(self, root: str | os.PathLike[str] = "/", write_hook: WriteHook | None = None) -> None:
@@ -61,8 +59,8 @@ class Sysfs:
         self._write_hook = write_hook
 
     @property
-    def is_fake(self) -> bool:
-        """True when this tree was built by the fake kernel."""
+    def is_emulated(self) -> bool:
+        """True when writes go through a kernel model (an emulated board) rather than the file system."""
         return self._write_hook is not None
 
     def path(self, rel: str) -> Path:
@@ -148,15 +146,3 @@ class Sysfs:
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise HardwareError(f"{p}: kernel rejected {text!r}: {reason}") from None
-
-
-def open_sysfs(root: str | os.PathLike[str] = "/") -> Sysfs:
-    """A :class:`Sysfs` for ``root``; a fake-kernel tree gets the kernel's write semantics."""
-    root_path = Path(root)
-    if not root_path.is_dir():
-        raise BadInputError(f"{root_path}: sysfs root is not a directory")
-    if (root_path / FAKE_KERNEL_MARKER).is_file():
-        from devices.fake.kernel import FakeKernel
-
-        return FakeKernel.load(root_path).sysfs()
-    return Sysfs(root_path)

@@ -55,14 +55,6 @@ def read_thermal_zones(sysfs: Sysfs) -> list[ThermalZone]:
     return zones
 
 
-def zone_temp_c(sysfs: Sysfs, zone_type: str) -> float | None:
-    """Temperature of the zone whose ``type`` is ``zone_type`` (°C), or ``None``."""
-    for z in read_thermal_zones(sysfs):
-        if z.type == zone_type:
-            return z.temp_c
-    return None
-
-
 @dataclass(frozen=True)
 class ThrottleState:
     """Decoded ``vcgencmd get_throttled`` value."""

@@ -1,4 +1,6 @@
-"""Linux ``power_supply`` attributes → canonical battery-trace values (shared by the parser and the recorder).
+"""Linux ``power_supply`` attributes → canonical battery-trace values (for the log parser and recordings).
+
+The live attribute reads are board-side (:class:`devices.record.SupplyRecorder`); this module only converts.
 
 Units (``Documentation/ABI/testing/sysfs-class-power``): voltages µV, currents µA, power µW, charge µAh,
 energy µWh, temperature 0.1 °C, ``capacity`` percent. The ABI says a negative ``current_now`` means
@@ -20,20 +22,6 @@ from __future__ import annotations
 import math
 
 SIGN_RULES = ("kernel", "discharge_positive", "status")
-POWER_SUPPLY_DIR = "sys/class/power_supply"
-#: Attributes read from sysfs by the recorder (those absent on a driver are skipped).
-ATTRIBUTES = (
-    "status",
-    "voltage_now",
-    "current_now",
-    "power_now",
-    "capacity",
-    "temp",
-    "charge_now",
-    "charge_full",
-    "energy_now",
-    "energy_full",
-)
 
 
 def _num(attrs: dict[str, str], key: str) -> float | None:

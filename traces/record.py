@@ -1,60 +1,33 @@
-"""Recorders: sample a device's sysfs at a fixed period into a DVFS or battery trace CSV.
+"""Write live recordings as trace files: a DVFS trace from frequency events, a battery trace from supply readings.
 
-Both read through :class:`devices.sysfs.Sysfs`, so ``--sysfs-root`` points them at an emulated board.
-Rows are written and flushed as they are taken (an interrupted recording keeps what it has); the
-trailing comment ``# duration_s=…`` closes the file. Samples are scheduled on absolute times
-(``start + k·period``), so the period does not drift; a sample that runs late is taken at once.
+The sampling itself is board-side (:mod:`devices.record`: :class:`~devices.record.DvfsRecorder`,
+:class:`~devices.record.SupplyRecorder`, :func:`~devices.record.run_schedule`); this module only turns
+what they deliver into the canonical formats (:mod:`traces.dvfs`, :mod:`traces.battery`). Rows are
+written and flushed as they arrive (an interrupted recording keeps what it has); the trailing comment
+``# duration_s=…`` closes the file.
 
-Failure modes: :class:`~devices.errors.BadInputError` for a bad period/duration, an unknown supply or a
-root without cpufreq (:class:`~devices.errors.UnsupportedError`); sysfs read errors propagate as the
-project's errors.
+Failure modes: :class:`~devices.errors.BadInputError` for an output directory that does not exist or a
+file that cannot be written, an unknown current sign rule, or a supply attribute that is not a number.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TextIO
 
-from devices.cpufreq import list_policies
-from devices.devfreq import find_gpu
 from devices.errors import BadInputError
-from devices.sysfs import Sysfs
+from devices.record import Clock, DvfsRecorder, OnSample, Schedule, SupplyRecorder, run_schedule
 from traces.battery import battery_header, battery_row
 from traces.csvio import format_number
 from traces.domains import DomainMap
-from traces.power_supply import ATTRIBUTES, POWER_SUPPLY_DIR, SIGN_RULES, convert_attributes
-
-DVFS_SOURCES = ("scaling_cur_freq", "cpuinfo_cur_freq")
-
-
-class Clock(Protocol):
-    """Time source of a recorder (seconds); tests pass a simulated one."""
-
-    def now(self) -> float: ...
-
-    def sleep_until(self, t: float) -> None: ...
-
-
-class MonotonicClock:
-    """``time.monotonic`` and ``time.sleep``."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep_until(self, t: float) -> None:
-        delay = t - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+from traces.power_supply import SIGN_RULES, convert_attributes
 
 
 @dataclass
 class RecordResult:
-    """What a recorder did: samples taken, rows written, seconds covered, and why it stopped."""
+    """What a recording wrote: samples taken, rows written, seconds covered, and whether Ctrl-C ended it."""
 
     path: str
     samples: int
@@ -66,48 +39,10 @@ class RecordResult:
         return dict(self.__dict__)
 
 
-OnSample = Callable[[int, float], None]
-
-
-def _check_schedule(period_s: float, duration_s: float | None, max_samples: int | None) -> None:
-    if not (period_s > 0 and math.isfinite(period_s)):
-        raise BadInputError(f"--period-s must be a positive number of seconds, got {period_s}")
-    if duration_s is not None and not (duration_s >= 0 and math.isfinite(duration_s)):
-        raise BadInputError(f"--duration-s must be ≥ 0 seconds, got {duration_s}")
-    if max_samples is not None and max_samples < 1:
-        raise BadInputError(f"--samples must be ≥ 1, got {max_samples}")
-    if duration_s is None and max_samples is None:
-        raise BadInputError("give --duration-s or --samples (or both)")
-
-
-def _loop(
-    clock: Clock,
-    period_s: float,
-    duration_s: float | None,
-    max_samples: int | None,
-    take: Callable[[float], None],
-    on_sample: OnSample | None,
-) -> tuple[int, float, bool]:
-    """Call ``take(t)`` every period; return (samples, last t, interrupted)."""
-    start = clock.now()
-    k = 0
-    t = 0.0
-    try:
-        while True:
-            target = start + k * period_s
-            if duration_s is not None and target - start > duration_s + 1e-9:
-                break
-            if max_samples is not None and k >= max_samples:
-                break
-            clock.sleep_until(target)
-            t = clock.now() - start
-            take(t)
-            k += 1
-            if on_sample is not None:
-                on_sample(k, t)
-    except KeyboardInterrupt:
-        return k, t, True
-    return k, t, False
+def check_sign_rule(sign: str) -> None:
+    """:class:`BadInputError` unless ``sign`` is a rule of :data:`traces.power_supply.SIGN_RULES`."""
+    if sign not in SIGN_RULES:
+        raise BadInputError(f"unknown current sign rule {sign!r}; use one of {', '.join(SIGN_RULES)}")
 
 
 def _open(out: str | os.PathLike[str]) -> TextIO:
@@ -121,129 +56,67 @@ def _open(out: str | os.PathLike[str]) -> TextIO:
 
 
 def record_dvfs(
-    sysfs: Sysfs,
+    recorder: DvfsRecorder,
     out: str | os.PathLike[str],
-    period_s: float = 0.1,
-    duration_s: float | None = None,
-    max_samples: int | None = None,
-    source: str = "scaling_cur_freq",
+    schedule: Schedule,
     clock: Clock | None = None,
     on_sample: OnSample | None = None,
-    gpu: bool = False,
 ) -> RecordResult:
-    """Poll every cpufreq policy's frequency and write a DVFS trace (one row per change).
-
-    ``source`` is ``scaling_cur_freq`` (the kernel's last request, readable by anyone) or
-    ``cpuinfo_cur_freq`` (the hardware clock; root-only on real kernels). With ``gpu``, the GPU's
-    devfreq ``cur_freq`` (Hz) is recorded too, as domain ``gpu`` in kHz. A domain whose file cannot be
-    read in a sample is skipped for that sample. Raises :class:`BadInputError` when ``gpu`` is asked
-    for on a board without a GPU devfreq device.
-    """
-    _check_schedule(period_s, duration_s, max_samples)
-    if source not in DVFS_SOURCES:
-        raise BadInputError(f"unknown frequency source {source!r}; use one of {', '.join(DVFS_SOURCES)}")
-    policies = list_policies(sysfs)
-    if not policies:
-        raise BadInputError(f"{sysfs.path('sys/devices/system/cpu/cpufreq')}: no cpufreq policies")
-    reads: list[tuple[str, str, int]] = [(p.name, f"{p.dir}/{source}", 1) for p in policies]
-    extra = ""
-    spans = {p.name: tuple(p.cpus) for p in policies}
-    if gpu:
-        dev = find_gpu(sysfs)
-        if dev is None:
-            raise BadInputError(f"{sysfs.path('sys/class/devfreq')}: no GPU devfreq device on this board")
-        reads.append(("gpu", f"{dev.dir}/cur_freq", 1000))
-        spans["gpu"] = ()
-        extra = f"; gpu_device={dev.name}"
-    domains = DomainMap(spans)
-    clock = clock or MonotonicClock()
-    current: dict[str, int] = {}
+    """Run ``recorder`` on ``schedule`` and write its frequency events as a DVFS trace (one row per change)."""
+    domains = DomainMap(recorder.domains)
+    extra = f"; gpu_device={recorder.gpu_device}" if recorder.gpu_device is not None else ""
     rows = 0
     with _open(out) as fh:
         fh.write(
             f"# dvfs_trace v1; semantics=zero_order_hold; domains: {domains.to_text()}; source=record-dvfs; "
-            f"sampled={source}; period_s={format_number(period_s)}{extra}\n"
+            f"sampled={recorder.source}; period_s={format_number(schedule.period_s)}{extra}\n"
         )
         fh.write("t_s,domain,freq_khz\n")
 
         def take(t: float) -> None:
             nonlocal rows
-            for name, path, divisor in reads:
-                value = sysfs.read_int_optional(path)
-                if value is None or value <= 0:
-                    continue
-                khz = round(value / divisor)
-                if current.get(name) == khz:
-                    continue
-                current[name] = khz
-                fh.write(f"{format_number(t)},{name},{khz}\n")
+            for event in recorder.sample(t):
+                fh.write(f"{format_number(event.time_s)},{event.domain},{event.freq_khz}\n")
                 rows += 1
             fh.flush()
 
-        n, last_t, interrupted = _loop(clock, period_s, duration_s, max_samples, take, on_sample)
-        fh.write(f"# duration_s={format_number(last_t)}\n")
-    return RecordResult(str(out), n, rows, last_t, interrupted)
-
-
-def find_battery(sysfs: Sysfs) -> str:
-    """The first ``power_supply`` whose ``type`` is ``Battery``; :class:`BadInputError` if none."""
-    names = sysfs.listdir(POWER_SUPPLY_DIR) if sysfs.is_dir(POWER_SUPPLY_DIR) else []
-    for n in names:
-        if (sysfs.read_optional(f"{POWER_SUPPLY_DIR}/{n}/type") or "").strip() == "Battery":
-            return n
-    listed = ", ".join(names) or "none"
-    raise BadInputError(
-        f"{sysfs.path(POWER_SUPPLY_DIR)}: no power_supply of type Battery (found: {listed}); pass --supply"
-    )
+        stats = run_schedule(schedule, take, clock, on_sample)
+        fh.write(f"# duration_s={format_number(stats.duration_s)}\n")
+    return RecordResult(str(out), stats.samples, rows, stats.duration_s, stats.interrupted)
 
 
 def record_battery(
-    sysfs: Sysfs,
+    recorder: SupplyRecorder,
     out: str | os.PathLike[str],
-    supply: str | None = None,
-    period_s: float = 1.0,
-    duration_s: float | None = None,
-    max_samples: int | None = None,
+    schedule: Schedule,
     sign: str = "status",
     clock: Clock | None = None,
     on_sample: OnSample | None = None,
 ) -> RecordResult:
-    """Sample ``/sys/class/power_supply/<supply>`` into a canonical battery trace.
+    """Run ``recorder`` on ``schedule`` and write its readings as a canonical battery trace.
 
     ``sign`` is a rule of :data:`traces.power_supply.SIGN_RULES` (default ``status``: the magnitude,
-    signed by ``status``). Raises :class:`BadInputError` for an unknown supply or rule, and when an
-    attribute holds something that is not a number.
+    signed by ``status``).
     """
-    _check_schedule(period_s, duration_s, max_samples)
-    if sign not in SIGN_RULES:
-        raise BadInputError(f"unknown current sign rule {sign!r}; use one of {', '.join(SIGN_RULES)}")
-    name = supply or find_battery(sysfs)
-    base = f"{POWER_SUPPLY_DIR}/{name}"
-    if not sysfs.is_dir(base):
-        raise BadInputError(f"{sysfs.path(base)}: no such power_supply")
-    present = [a for a in ATTRIBUTES if sysfs.exists(f"{base}/{a}")]
-    if "voltage_now" not in present:
-        raise BadInputError(f"{sysfs.path(base)}: no voltage_now; is {name} a battery?")
-    clock = clock or MonotonicClock()
+    check_sign_rule(sign)
     cols = ["t_s", "voltage_v", "current_a", "power_w", "soc", "temp_c", "charge_ah", "energy_wh"]
     rows = 0
     with _open(out) as fh:
-        meta = {"source": "record-battery", "supply": name, "sign_rule": sign, "charge_energy": "remaining"}
-        fh.write(f"# {battery_header(meta)}; period_s={format_number(period_s)}\n")
+        meta = {"source": "record-battery", "supply": recorder.name, "sign_rule": sign, "charge_energy": "remaining"}
+        fh.write(f"# {battery_header(meta)}; period_s={format_number(schedule.period_s)}\n")
         fh.write(",".join([*cols, "status"]) + "\n")
 
         def take(t: float) -> None:
             nonlocal rows
-            attrs = {a: v for a in present if (v := sysfs.read_optional(f"{base}/{a}")) is not None}
+            reading = recorder.sample(t)
             try:
-                values, status = convert_attributes(attrs, sign)
+                values, status = convert_attributes(reading.attrs, sign)
             except ValueError as exc:
-                raise BadInputError(f"{sysfs.path(base)}: {exc}") from None
-            row = battery_row({"t_s": t, **values}, status)
-            fh.write(",".join(row) + "\n")
+                raise BadInputError(f"{recorder.where()}: {exc}") from None
+            fh.write(",".join(battery_row({"t_s": reading.time_s, **values}, status)) + "\n")
             fh.flush()
             rows += 1
 
-        n, last_t, interrupted = _loop(clock, period_s, duration_s, max_samples, take, on_sample)
-        fh.write(f"# duration_s={format_number(last_t)}\n")
-    return RecordResult(str(out), n, rows, last_t, interrupted)
+        stats = run_schedule(schedule, take, clock, on_sample)
+        fh.write(f"# duration_s={format_number(stats.duration_s)}\n")
+    return RecordResult(str(out), stats.samples, rows, stats.duration_s, stats.interrupted)

@@ -4,7 +4,7 @@
 policies (``sys/devices/system/cpu/cpufreq/policyN`` with ``cpuN/cpufreq`` symlinks), the GPU devfreq
 device, thermal zones, ``proc/device-tree/model`` and fake board tools in ``usr/bin``. Its state (the
 profile, lying modes, timing of the last frequency change) lives in a marker file at the root, so any
-process that opens the tree with :func:`devices.sysfs.open_sysfs` gets the same semantics.
+process that opens the tree with :func:`devices.sysroot.open_sysfs` gets the same semantics.
 
 Write semantics enforced (``drivers/cpufreq/cpufreq.c``, ``cpufreq_userspace.c``, devfreq ABI):
 
@@ -47,7 +47,8 @@ from typing import Any
 
 from devices.board_profile import BoardProfile, DevfreqProfile, PolicyProfile, load_profile
 from devices.errors import BadInputError
-from devices.sysfs import FAKE_KERNEL_MARKER, Sysfs
+from devices.fake.marker import FAKE_KERNEL_MARKER
+from devices.sysfs import Sysfs
 
 CPU_DIR = "sys/devices/system/cpu"
 CPUFREQ_DIR = f"{CPU_DIR}/cpufreq"

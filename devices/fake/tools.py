@@ -20,8 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-#: Name of the fake kernel's state file (kept equal to ``devices.sysfs.FAKE_KERNEL_MARKER``).
-MARKER = ".testbed-fake-kernel.json"
+from devices.fake.marker import FAKE_KERNEL_MARKER
 
 
 class ToolContext:
@@ -29,7 +28,7 @@ class ToolContext:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.state: dict[str, Any] = json.loads((root / MARKER).read_text(encoding="utf-8"))
+        self.state: dict[str, Any] = json.loads((root / FAKE_KERNEL_MARKER).read_text(encoding="utf-8"))
 
     @property
     def profile(self) -> dict[str, Any]:

@@ -80,6 +80,8 @@ class PowerMeter(ABC):
     counter_resolution_j: float | None = None
     #: Longest wait for one reading before :meth:`read` reports a stall (s).
     timeout_s: float = 2.0
+    #: False only for the null meter (:class:`~devices.meters.empty.EmptyMeter`): its windows carry no energy.
+    measures_energy: bool = True
 
     def __init__(self, uri: str, clock: Clock = time.monotonic_ns) -> None:
         self.uri = uri

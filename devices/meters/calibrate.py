@@ -66,6 +66,8 @@ def build_dataset(
         if res.samples == 0 and res.coverage < 1.0:
             continue
         rows.append(features(profile, b.freq_khz, b.util))
+        if res.mean_power_w is None:  # only a meter that measures nothing has none
+            continue
         ys.append(res.mean_power_w)
     if len(rows) < MIN_INTERVALS:
         raise BadInputError(

@@ -36,19 +36,23 @@ COUNTER_MAX_RELATIVE_ERROR = 0.005
 
 @dataclass
 class WindowResult:
-    """What one measurement window measured. Units are in the field names."""
+    """What one measurement window measured. Units are in the field names.
+
+    Energy and mean power are ``None`` (method ``"none"``) only for a window of a meter that measures
+    nothing (:class:`~devices.meters.empty.EmptyMeter`): "no energy available", never a pretended 0 J.
+    """
 
     key: str
     t_start_ns: int
     t_end_ns: int
     duration_s: float
-    energy_j: float
+    energy_j: float | None
     energy_method: str  # "counter" or "trapezoid" (or "none" with no samples at all)
-    trapezoid_energy_j: float
+    trapezoid_energy_j: float | None
     #: Half the difference of the left and right Riemann sums: how far trapezoids may be off (J).
-    trapezoid_error_bound_j: float
+    trapezoid_error_bound_j: float | None
     counter_energy_j: float | None
-    mean_power_w: float
+    mean_power_w: float | None
     peak_power_w: float | None
     min_power_w: float | None
     mean_voltage_v: float | None
@@ -62,11 +66,47 @@ class WindowResult:
     net_energy_j: float | None = None
     net_mean_power_w: float | None = None
 
+    @classmethod
+    def no_energy(cls, key: str, t_start_ns: int, t_end_ns: int, reason: str) -> WindowResult:
+        """A window over which no energy could be measured at all (no meter): energy and power ``None``."""
+        duration_s = max(0, t_end_ns - t_start_ns) / 1e9
+        return cls(
+            key=key,
+            t_start_ns=t_start_ns,
+            t_end_ns=t_end_ns,
+            duration_s=duration_s,
+            energy_j=None,
+            energy_method="none",
+            trapezoid_energy_j=None,
+            trapezoid_error_bound_j=None,
+            counter_energy_j=None,
+            mean_power_w=None,
+            peak_power_w=None,
+            min_power_w=None,
+            mean_voltage_v=None,
+            mean_current_a=None,
+            samples=0,
+            coverage=0.0,
+            gap_s=duration_s,
+            complete=False,
+            events=[reason],
+        )
+
+    @property
+    def energy_available(self) -> bool:
+        """False for a window of a meter that measures nothing."""
+        return self.energy_j is not None
+
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     def with_idle(self, idle_power_w: float) -> WindowResult:
-        """The same result with the idle baseline ``idle_power_w`` (W) subtracted into ``net_*``."""
+        """The same result with the idle baseline ``idle_power_w`` (W) subtracted into ``net_*``.
+
+        A window without energy stays without: its ``net_*`` fields remain ``None``.
+        """
+        if self.energy_j is None:
+            return self
         net = self.energy_j - idle_power_w * self.duration_s
         self.idle_power_w = idle_power_w
         self.net_energy_j = net

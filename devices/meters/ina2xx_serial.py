@@ -23,9 +23,9 @@ import serial
 
 from devices.meters.base import Clock, MeterDisconnected, MeterStall, float_param, raise_bad
 from devices.meters.ina_csv import InaLineParser, InaRecord
-from devices.meters.registry import MeterURI
 from devices.meters.samples import Sample
 from devices.meters.serialport import SerialMeter, int_param
+from devices.meters.uri import MeterURI
 
 MILLIS_WRAP = 2**32
 #: Remap device to host time when the two disagree by more than this (s).

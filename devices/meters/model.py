@@ -25,8 +25,8 @@ import psutil
 from devices.board_profile import BoardProfile, load_profile
 from devices.meters.base import Clock, PowerMeter, raise_bad, rate_param
 from devices.meters.power_model import model_power_w
-from devices.meters.registry import MeterURI
 from devices.meters.samples import Sample
+from devices.meters.uri import MeterURI
 from devices.sysfs import Sysfs
 
 Activity = Callable[[], Mapping[int, float]]

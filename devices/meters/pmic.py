@@ -27,8 +27,8 @@ from typing import Any
 from devices.commands import CommandRunner
 from devices.errors import HardwareError, PermissionDeniedError, UnsupportedError
 from devices.meters.base import Clock, MeterDisconnected, PowerMeter, raise_bad, rate_param
-from devices.meters.registry import MeterURI
 from devices.meters.samples import Sample
+from devices.meters.uri import MeterURI
 
 _LINE = re.compile(r"^\s*([A-Za-z0-9_]+)_([AV])\s+(current|volt)\((\d+)\)\s*=\s*(\S+?)\s*[AV]?\s*$")
 

@@ -25,9 +25,9 @@ from typing import Any
 
 from devices.errors import BadInputError, UnsupportedError
 from devices.meters.base import Clock, MeterDisconnected, PowerMeter, raise_bad, rate_param
-from devices.meters.registry import MeterURI
 from devices.meters.samples import Sample
 from devices.meters.sysfs_poll import PolledFile
+from devices.meters.uri import MeterURI
 from devices.sysfs import Sysfs
 
 POWERCAP = "sys/class/powercap"

@@ -1,35 +1,22 @@
-"""Meter URIs: parsing, the scheme registry, :func:`open_meter`, and detection of meters on a machine.
+"""The scheme registry: the one place that maps a meter URI scheme to its backend class, and :func:`open_meter`.
 
-A meter URI is ``SCHEME://TARGET?key=value&…``. ``TARGET`` is everything between ``://`` and the
-last ``?`` — a serial port (``/dev/rfcomm0`` or any pyserial URL such as ``socket://host:port`` or
-``loop://``), a profile name, a file, or nothing. Parameters that the backend does not know are kept
-with a pyserial URL target (``socket://h:p?logging=debug``) and rejected otherwise.
-
-Backends are registered lazily (``"module:Class"``) so listing schemes imports no backend.
+Backends are registered lazily (``"module:Class"``) so listing schemes imports no backend, and no backend
+imports this module: they receive a parsed :class:`~devices.meters.uri.MeterURI`. Adding a meter is one
+backend module with a ``from_uri`` classmethod and one :func:`register_scheme` call here. Detection of the
+meters present on a machine lives in :mod:`devices.meters.detect`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from devices.errors import BadInputError
 from devices.meters.base import Clock, PowerMeter
-
-
-@dataclass(frozen=True)
-class MeterURI:
-    """A parsed meter URI."""
-
-    raw: str
-    scheme: str
-    target: str
-    params: dict[str, str] = field(default_factory=dict)
+from devices.meters.uri import MeterURI, parse_meter_uri
 
 
 @dataclass(frozen=True)
@@ -122,6 +109,12 @@ register_scheme(
     ("speed", "loop"),
 )
 register_scheme(
+    "none",
+    "devices.meters.empty:EmptyMeter",
+    "no meter: windows report that no energy was measured (the null meter)",
+    "none://",
+)
+register_scheme(
     "wave",
     "devices.fake.meters.waveform:WaveformMeter",
     "synthetic waveform (fake; for tests and demos)",
@@ -131,41 +124,8 @@ register_scheme(
 
 
 def parse_uri(uri: str) -> MeterURI:
-    """Split a meter URI; :class:`BadInputError` for an unknown scheme or a malformed parameter."""
-    m = re.fullmatch(r"([a-z0-9][a-z0-9+.-]*)://(.*)", uri.strip(), flags=re.S)
-    if m is None:
-        raise BadInputError(
-            f"meter URI {uri!r}: expected SCHEME://TARGET, e.g. um25c:///dev/rfcomm0 "
-            f"(schemes: {', '.join(sorted(SCHEMES))})"
-        )
-    scheme, rest = m.group(1), m.group(2)
-    info = SCHEMES.get(scheme)
-    if info is None:
-        raise BadInputError(f"meter URI {uri!r}: unknown scheme {scheme!r}; known: {', '.join(sorted(SCHEMES))}")
-    target, params = rest, {}
-    if "?" in rest:
-        target, query = rest.rsplit("?", 1)
-        foreign: list[str] = []
-        for part in query.split("&"):
-            if not part:
-                continue
-            if "=" not in part:
-                key, value = part, "1"
-            else:
-                key, value = part.split("=", 1)
-            if key in info.params:
-                params[key] = value
-            else:
-                foreign.append(part)
-        if foreign:
-            if "://" in target:  # a pyserial URL keeps its own options
-                target = target + "?" + "&".join(foreign)
-            else:
-                known = ", ".join(info.params) or "none"
-                raise BadInputError(
-                    f"meter URI {uri!r}: unknown parameter(s) {', '.join(foreign)}; {scheme} accepts: {known}"
-                )
-    return MeterURI(raw=uri, scheme=scheme, target=target, params=params)
+    """Split a meter URI against the registered schemes (:func:`devices.meters.uri.parse_meter_uri`)."""
+    return parse_meter_uri(uri, {name: info.params for name, info in SCHEMES.items()})
 
 
 def open_meter(
@@ -190,62 +150,3 @@ def open_meter(
     if do_open:
         meter.open()
     return meter
-
-
-def detect_meters(sysfs_root: str | os.PathLike[str] = "/") -> list[dict[str, str]]:
-    """Meters that look present on this machine (or emulated tree): ``[{uri, why}]``.
-
-    Detection opens no meter: it globs sysfs and ports and asks ``vcgencmd pmic_read_adc`` once.
-    """
-    from devices.commands import CommandRunner
-    from devices.meters.ina3221 import discover_rails
-    from devices.meters.rapl import discover_domains
-    from devices.sysfs import Sysfs
-
-    root = Path(sysfs_root)
-    sysfs = Sysfs(root)
-    found: list[dict[str, str]] = []
-    try:
-        rails = discover_rails(sysfs)
-    except BadInputError:
-        rails = []
-    if rails:
-        names = ", ".join(r.label for r in rails)
-        found.append({"uri": "ina3221://", "why": f"INA3221 rails: {names}"})
-    try:
-        domains = discover_domains(sysfs)
-    except BadInputError:
-        domains = []
-    if domains:
-        found.append({"uri": "rapl://", "why": "powercap domains: " + ", ".join(d.name for d in domains)})
-    runner = CommandRunner(root, timeout_s=2.0)
-    if runner.which("vcgencmd") is not None:
-        from devices.meters.pmic import pmic_available
-
-        if pmic_available(runner):
-            found.append({"uri": "pmic://", "why": "vcgencmd pmic_read_adc answers (Raspberry Pi 5 PMIC)"})
-    for pattern, scheme in (
-        ("dev/rfcomm*", "um25c"),
-        ("dev/ttyACM*", "ina219+serial"),
-        ("dev/ttyUSB*", "ina219+serial"),
-    ):
-        for rel in sysfs.glob(pattern):
-            found.append({"uri": f"{scheme}:///{rel}", "why": "serial port (the meter model is a guess)"})
-    profile = _detect_profile(sysfs)
-    if profile:
-        found.append({"uri": f"model://{profile}", "why": "modelled from the board profile (always available)"})
-    return found
-
-
-def _detect_profile(sysfs: Any) -> str | None:
-    from devices.board_profile import available_profiles, load_profile
-
-    model = (sysfs.read_optional("proc/device-tree/model") or "").strip("\x00")
-    compatible = (sysfs.read_optional("proc/device-tree/compatible") or "").replace("\x00", " ")
-    for name in available_profiles():
-        prof = load_profile(name)
-        if any(s in model for s in prof.detect.model_contains) or any(
-            s in compatible for s in prof.detect.compatible_contains
-        ):
-            return name
-    return None

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from devices.meters.base import Clock, MeterExhausted, PowerMeter, Sleep, float_param, raise_bad
-from devices.meters.registry import MeterURI
 from devices.meters.samples import Sample, read_samples_csv
+from devices.meters.uri import MeterURI
 
 
 def hold_steps(samples: list[Sample]) -> list[Sample]:

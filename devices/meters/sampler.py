@@ -21,7 +21,6 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -74,7 +73,6 @@ class Sampler:
         self.exhausted = False
         self.idle_power_w: float | None = None
         self.samples_read = 0
-        self._listeners: list[Callable[[Sample], None]] = []
         self._waiting = 0  # threads blocked on the condition (notify only when someone listens)
         meter.event_sink = self._on_event
 
@@ -205,8 +203,6 @@ class Sampler:
                     w.feed(sample)
             if self._waiting:
                 self._cond.notify_all()
-        for fn in self._listeners:
-            fn(sample)
 
     def _on_event(self, event: MeterEvent) -> None:
         with self._cond:
@@ -216,11 +212,6 @@ class Sampler:
                 w.add_event(f"{event.kind}: {event.message}", fault=fault)
         level = logging.INFO if event.kind in ("note", "end", "clock") else logging.WARNING
         log.log(level, "%s: %s: %s", self.meter.uri, event.kind, event.message)
-
-    def add_listener(self, fn: Callable[[Sample], None]) -> None:
-        """Call ``fn(sample)`` for every new sample (from the sampling thread)."""
-        with self._cond:
-            self._listeners = [*self._listeners, fn]  # copy-on-write: the thread iterates without the lock
 
     def latest(self) -> Sample | None:
         return self.buffer.latest()
@@ -273,7 +264,8 @@ class Sampler:
         ``wait_s`` (default: two periods plus the meter timeout) while the thread runs, or by reading up
         to three samples itself when driven by hand. Without one the last power is held to the end.
         With an idle baseline set (:meth:`measure_idle`), ``net_*`` fields are filled unless
-        ``subtract_idle`` is false.
+        ``subtract_idle`` is false. A meter that measures nothing (:class:`~devices.meters.empty.EmptyMeter`)
+        gives :meth:`WindowResult.no_energy` at once.
         """
         if cancel:
             self.cancel_window(key)
@@ -283,6 +275,11 @@ class Sampler:
             if w is None:
                 raise BadInputError(f"no open measurement window {key!r}")
             w.set_end(self.clock())
+            if not self.meter.measures_energy:  # the null meter: say so, do not integrate nothing into 0 J
+                self._windows.pop(key, None)
+                reason = self.meter.notes[0] if self.meter.notes else f"{self.meter.uri} measures no energy"
+                assert w.t_end_ns is not None
+                return WindowResult.no_energy(key, w.t_start_ns, w.t_end_ns, reason)
             if self.running:
                 limit = wait_s if wait_s is not None else 2 * self.meter.nominal_period_s + self.meter.timeout_s
                 self._waiting += 1
@@ -317,10 +314,6 @@ class Sampler:
         assert result is not None
         self.idle_power_w = result.mean_power_w
         return result
-
-    def set_idle_power(self, power_w: float | None) -> None:
-        """Use ``power_w`` (W) as the idle baseline (``None`` switches subtraction off)."""
-        self.idle_power_w = power_w
 
     # -- persistence --------------------------------------------------------------------------------
     def persist(self, path: str | Path) -> int:

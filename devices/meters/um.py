@@ -30,10 +30,10 @@ from devices.meters.base import (
     raise_bad,
     rate_param,
 )
-from devices.meters.registry import MeterURI
 from devices.meters.samples import Sample
 from devices.meters.serialport import SerialMeter, int_param
 from devices.meters.um_protocol import FRAME_LEN, MODELS, REQUEST, UMModel, decode_frame, extract_frame
+from devices.meters.uri import MeterURI
 
 
 class UMMeter(SerialMeter):

@@ -139,7 +139,7 @@ def set_gpu(
     """Set a devfreq device's (the Jetson GPU's) frequency in Hz."""
     from devices.devfreq import get_devfreq
     from devices.guard import BoardGuard
-    from devices.sysfs import open_sysfs
+    from devices.sysroot import open_sysfs
 
     sysfs = open_sysfs(sysfs_root)
     dev = get_devfreq(sysfs, device)
@@ -162,7 +162,7 @@ def restore(
 ) -> None:
     """Restore governors and limits saved before the testbed changed the board (also after a crash)."""
     from devices.guard import restore_from_file, state_file_for
-    from devices.sysfs import open_sysfs
+    from devices.sysroot import open_sysfs
 
     sysfs = open_sysfs(sysfs_root)
     path = state_file_for(sysfs, state_dir)
@@ -197,9 +197,9 @@ def emulate(
     """Create an emulated board (a fake kernel tree) at --root, or change the lying modes of one."""
     from devices.errors import BadInputError
     from devices.fake.kernel import FakeKernel
-    from devices.sysfs import FAKE_KERNEL_MARKER
+    from devices.fake.marker import is_fake_tree
 
-    existing = (root / FAKE_KERNEL_MARKER).exists()
+    existing = is_fake_tree(root)
     kernel = FakeKernel.load(root) if existing else FakeKernel.create(root, profile, force=force)
     if existing and kernel.profile.name != profile and not profile.endswith(".toml"):
         raise BadInputError(f"{root}: already emulates {kernel.profile.name}, not {profile}")

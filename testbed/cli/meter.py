@@ -62,6 +62,8 @@ def read_cmd(
         if out is not None and not out.parent.is_dir():
             raise BadInputError(f"{out}: directory {out.parent} does not exist")
     meter = open_meter(uri, sysfs_root=sysfs_root)
+    if not meter.measures_energy:
+        raise BadInputError(f"{uri}: the null meter measures nothing; give a real meter URI (see `meter list`)")
     sampler = Sampler(meter)
     recorder = None
     idle = None
@@ -94,8 +96,8 @@ def read_cmd(
         "uri": uri,
         "samples": result.samples,
         "duration_s": round(result.duration_s, 6),
-        "energy_j": round(result.energy_j, 6),
-        "mean_power_w": round(result.mean_power_w, 6),
+        "energy_j": _round(result.energy_j),
+        "mean_power_w": _round(result.mean_power_w),
         "peak_power_w": None if result.peak_power_w is None else round(result.peak_power_w, 6),
         "energy_method": result.energy_method,
         "coverage": round(result.coverage, 6),
@@ -107,7 +109,7 @@ def read_cmd(
     if result.mean_current_a is not None:
         summary["mean_current_a"] = round(result.mean_current_a, 6)
     if idle is not None and result.net_energy_j is not None:
-        summary["idle_power_w"] = round(idle.mean_power_w, 6)
+        summary["idle_power_w"] = _round(idle.mean_power_w)
         summary["net_energy_j"] = round(result.net_energy_j, 6)
     summary["notes"] = list(meter.notes)
     summary["events"] = [e.to_dict() for e in sampler.events]
@@ -119,6 +121,10 @@ def read_cmd(
         print_json(summary)
         return
     _print_summary(summary)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def _print_summary(s: dict[str, Any]) -> None:
@@ -155,7 +161,8 @@ def _print_summary(s: dict[str, Any]) -> None:
 @app.command("list")
 def list_cmd(json_out: JsonOpt = False, sysfs_root: SysfsRootOpt = SysfsRootDefault) -> None:
     """Meters detected on this machine (or emulated tree), and every URI scheme the testbed knows."""
-    from devices.meters.registry import SCHEMES, detect_meters
+    from devices.meters.detect import detect_meters
+    from devices.meters.registry import SCHEMES
 
     found = detect_meters(sysfs_root)
     schemes = [{"scheme": s.scheme, "summary": s.summary, "example": s.example} for s in SCHEMES.values()]

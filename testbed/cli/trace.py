@@ -13,7 +13,8 @@ from devices.errors import BadInputError
 from testbed.cli.common import JsonOpt, SysfsRootOpt, console, is_interactive, print_json
 
 if TYPE_CHECKING:
-    from traces.record import OnSample, RecordResult
+    from devices.record import OnSample
+    from traces.record import RecordResult
 
 app = typer.Typer(
     help="DVFS, battery and power traces: convert from ftrace/cpufreq/power_supply logs, inspect, record.",
@@ -183,14 +184,16 @@ def record_dvfs_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Poll every cpufreq policy at --period-s and write one row per frequency change (Ctrl-C stops)."""
-    from devices.sysfs import open_sysfs
+    from devices.record import DvfsRecorder, Schedule
+    from devices.sysroot import open_sysfs
     from traces.record import record_dvfs
 
-    sysfs = open_sysfs(sysfs_root)
+    schedule = Schedule(period_s, duration_s, samples)
+    recorder = DvfsRecorder(open_sysfs(sysfs_root), source=source, gpu=gpu)
     result = _progress_run(
         _total(period_s, duration_s, samples),
         "recording DVFS",
-        lambda cb: record_dvfs(sysfs, out, period_s, duration_s, samples, source=source, on_sample=cb, gpu=gpu),
+        lambda cb: record_dvfs(recorder, out, schedule, on_sample=cb),
     )
     _report(result, json_out)
 
@@ -211,14 +214,17 @@ def record_battery_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Sample /sys/class/power_supply/<supply> at --period-s into a battery trace (Ctrl-C stops)."""
-    from devices.sysfs import open_sysfs
-    from traces.record import record_battery
+    from devices.record import Schedule, SupplyRecorder
+    from devices.sysroot import open_sysfs
+    from traces.record import check_sign_rule, record_battery
 
-    sysfs = open_sysfs(sysfs_root)
+    schedule = Schedule(period_s, duration_s, samples)
+    check_sign_rule(sign)
+    recorder = SupplyRecorder(open_sysfs(sysfs_root), supply)
     result = _progress_run(
         _total(period_s, duration_s, samples),
         "recording battery",
-        lambda cb: record_battery(sysfs, out, supply, period_s, duration_s, samples, sign=sign, on_sample=cb),
+        lambda cb: record_battery(recorder, out, schedule, sign=sign, on_sample=cb),
     )
     _report(result, json_out)
 

@@ -8,7 +8,7 @@ import pytest
 
 from devices.errors import BadInputError, HardwareError, PermissionDeniedError
 from devices.fake.kernel import FakeKernel
-from devices.sysfs import open_sysfs
+from devices.sysroot import open_sysfs
 
 P0 = "sys/devices/system/cpu/cpufreq/policy0"
 

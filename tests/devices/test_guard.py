@@ -121,7 +121,7 @@ def test_corrupt_state_file_is_a_clear_error(make_board):
 CHILD = textwrap.dedent(
     """
     import sys, time
-    from devices.sysfs import open_sysfs
+    from devices.sysroot import open_sysfs
     from devices.cpufreq import get_policy
     from devices.guard import BoardGuard
     s = open_sysfs(sys.argv[1])

@@ -78,7 +78,7 @@ def test_pmic_missing_tool_and_no_permission(tmp_path: Path) -> None:
 def test_model_meter_follows_frequency_and_activity(make_board: Callable[[str], FakeKernel]) -> None:
     kernel = make_board("rpi4")
     from devices.cpufreq import get_policy
-    from devices.sysfs import open_sysfs
+    from devices.sysroot import open_sysfs
 
     policy = get_policy(open_sysfs(kernel.root), "policy0")
     util = {"now": {0: 1.0, 1: 0.5, 2: 0.0, 3: 0.0}}

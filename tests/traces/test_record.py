@@ -8,6 +8,7 @@ import pytest
 
 from devices.cpufreq import get_policy
 from devices.errors import BadInputError
+from devices.record import DvfsRecorder, FreqEvent, Schedule, SupplyRecorder
 from devices.sysfs import Sysfs
 from traces.battery import read_battery
 from traces.dvfs import DvfsEvent, read_dvfs
@@ -39,7 +40,7 @@ def test_record_dvfs_on_fake_kernel(make_board, tmp_path):
             policy.set_frequency(plan[k])
 
     out = tmp_path / "dvfs.csv"
-    res = record_dvfs(sysfs, out, period_s=0.5, max_samples=8, clock=SimClock(), on_sample=on_sample)
+    res = record_dvfs(DvfsRecorder(sysfs), out, Schedule(0.5, max_samples=8), clock=SimClock(), on_sample=on_sample)
     assert (res.samples, res.rows, res.duration_s, res.interrupted) == (8, 3, 3.5, False)
     d = read_dvfs(out)
     assert d.events == [
@@ -53,20 +54,20 @@ def test_record_dvfs_on_fake_kernel(make_board, tmp_path):
 
 def test_record_dvfs_duration_bounds_the_samples(make_board, tmp_path):
     sysfs = make_board("rpi4").sysfs()
-    res = record_dvfs(sysfs, tmp_path / "d.csv", period_s=0.25, duration_s=1.0, clock=SimClock())
+    res = record_dvfs(DvfsRecorder(sysfs), tmp_path / "d.csv", Schedule(0.25, duration_s=1.0), clock=SimClock())
     assert res.samples == 5  # t = 0, 0.25, 0.5, 0.75, 1.0
 
 
 def test_record_dvfs_bad_arguments(make_board, tmp_path):
     sysfs = make_board("rpi4").sysfs()
     with pytest.raises(BadInputError, match="period"):
-        record_dvfs(sysfs, tmp_path / "d.csv", period_s=0, max_samples=1)
+        Schedule(0, max_samples=1)
     with pytest.raises(BadInputError, match="--duration-s or --samples"):
-        record_dvfs(sysfs, tmp_path / "d.csv", period_s=1)
+        Schedule(1)
     with pytest.raises(BadInputError, match="unknown frequency source"):
-        record_dvfs(sysfs, tmp_path / "d.csv", period_s=1, max_samples=1, source="bogus")
+        DvfsRecorder(sysfs, source="bogus")
     with pytest.raises(BadInputError, match="does not exist"):
-        record_dvfs(sysfs, tmp_path / "nodir" / "d.csv", period_s=1, max_samples=1)
+        record_dvfs(DvfsRecorder(sysfs), tmp_path / "nodir" / "d.csv", Schedule(1, max_samples=1))
 
 
 def _battery_tree(root: Path, current_ua: int) -> Path:
@@ -98,7 +99,11 @@ def test_record_battery_from_power_supply_tree(tmp_path):
 
     out = tmp_path / "b.csv"
     res = record_battery(
-        Sysfs(tmp_path / "root"), out, period_s=2.0, max_samples=3, clock=SimClock(), on_sample=on_sample
+        SupplyRecorder(Sysfs(tmp_path / "root")),
+        out,
+        Schedule(2.0, max_samples=3),
+        clock=SimClock(),
+        on_sample=on_sample,
     )
     assert res.rows == 3
     b = read_battery(out)
@@ -117,11 +122,14 @@ def test_record_battery_errors(tmp_path):
     (root / "sys/class/power_supply/AC").mkdir(parents=True)
     (root / "sys/class/power_supply/AC/type").write_text("Mains\n")
     with pytest.raises(BadInputError, match="no power_supply of type Battery"):
-        record_battery(Sysfs(root), tmp_path / "b.csv", max_samples=1, clock=SimClock())
+        SupplyRecorder(Sysfs(root))
     with pytest.raises(BadInputError, match="no such power_supply"):
-        record_battery(Sysfs(root), tmp_path / "b.csv", supply="BAT9", max_samples=1, clock=SimClock())
+        SupplyRecorder(Sysfs(root), supply="BAT9")
+    _battery_tree(tmp_path / "bat", -800000)  # the sign rule is the writer's: it needs a supply to write
     with pytest.raises(BadInputError, match="unknown current sign rule"):
-        record_battery(Sysfs(root), tmp_path / "b.csv", sign="up", max_samples=1, clock=SimClock())
+        record_battery(
+            SupplyRecorder(Sysfs(tmp_path / "bat")), tmp_path / "b.csv", Schedule(1.0, max_samples=1), sign="up"
+        )
 
 
 def test_record_cli_on_emulated_board(make_board, tmp_path, cli):
@@ -177,7 +185,7 @@ def test_record_dvfs_with_gpu_devfreq(make_board, tmp_path):
             gpu.set_frequency(low)
 
     out = tmp_path / "d.csv"
-    record_dvfs(sysfs, out, period_s=1.0, max_samples=3, clock=SimClock(), on_sample=on_sample, gpu=True)
+    record_dvfs(DvfsRecorder(sysfs, gpu=True), out, Schedule(1.0, max_samples=3), clock=SimClock(), on_sample=on_sample)
     d = read_dvfs(out)
     assert [e for e in d.events if e.domain == "gpu"] == [
         DvfsEvent(0.0, "gpu", round(high / 1000)),
@@ -185,4 +193,17 @@ def test_record_dvfs_with_gpu_devfreq(make_board, tmp_path):
     ]
     assert d.meta["gpu_device"] == gpu.name
     with pytest.raises(BadInputError, match="no GPU devfreq"):
-        record_dvfs(make_board("rpi4").sysfs(), out, period_s=1.0, max_samples=1, clock=SimClock(), gpu=True)
+        DvfsRecorder(make_board("rpi4").sysfs(), gpu=True)
+
+
+def test_dvfs_recorder_reports_changes_as_typed_events(make_board):
+    """The board-side recorder alone: frequency changes as FreqEvents, no file involved."""
+    sysfs = make_board("rpi4").sysfs()
+    policy = get_policy(sysfs, "policy0")
+    policy.set_frequency(1500000)
+    recorder = DvfsRecorder(sysfs)
+    assert recorder.domains == {"policy0": (0, 1, 2, 3)} and recorder.gpu_device is None
+    assert recorder.sample(0.0) == [FreqEvent(0.0, "policy0", 1500000)]
+    assert recorder.sample(0.5) == []  # unchanged: no event
+    policy.set_frequency(600000)
+    assert recorder.sample(1.0) == [FreqEvent(1.0, "policy0", 600000)]

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from devices.meters.base import Clock, PowerMeter, float_param, raise_bad, rate_param
-from devices.meters.registry import MeterURI
 from devices.meters.samples import Sample
+from devices.meters.uri import MeterURI
 
 SHAPES = ("const", "square", "ramp", "sine")
 

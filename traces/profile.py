@@ -19,7 +19,6 @@ import io
 import math
 import os
 from dataclasses import asdict, dataclass, fields
-from importlib import resources
 from pathlib import Path
 
 from devices.errors import BadInputError, ParseError
@@ -204,12 +203,9 @@ def _check_row(r: ProfileRow, path: str, line: int) -> None:
         raise ParseError(path, line, "freq_khz, mean_power_w and energy_per_inference_j must be > 0")
 
 
-def load_profile_table(name_or_path: str | os.PathLike[str]) -> ProfileTable:
-    """Load a profile CSV by path, or a bundled one by name (``rpi4`` → ``testbed/data/profile-rpi4.csv``)."""
-    p = Path(name_or_path)
-    if p.is_file():
-        return parse_profile(p.read_text(encoding="utf-8"), str(p))
-    bundled = resources.files("testbed") / "data" / f"profile-{name_or_path}.csv"
-    if bundled.is_file():
-        return parse_profile(bundled.read_text(encoding="utf-8"), f"bundled profile-{name_or_path}.csv")
-    raise BadInputError(f"no profile table {str(name_or_path)!r}: not a file and not a bundled profile name")
+def load_profile_table(path: str | os.PathLike[str]) -> ProfileTable:
+    """Load a profile CSV file; :class:`BadInputError` if there is no such file, :class:`ParseError` if it is bad."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"{p}: no such profile table (a CSV file written by `testbed profile`)")
+    return parse_profile(p.read_text(encoding="utf-8"), str(p))

@@ -30,11 +30,11 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from devices.errors import BadInputError, ParseError
+from testbed.paths import CELLS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -214,13 +214,7 @@ def parse_cell(text: str, path: str, default_name: str = "cell") -> Cell:
 
 def bundled_cells() -> list[str]:
     """Names of the cells shipped in ``testbed/data``."""
-    base = resources.files("testbed") / "data"
-    names = []
-    for entry in base.iterdir():
-        n = entry.name
-        if n.startswith("cell-") and n.endswith(".toml"):
-            names.append(n[len("cell-") : -len(".toml")])
-    return sorted(names)
+    return CELLS.names()
 
 
 def load_cell(name_or_path: str | os.PathLike[str]) -> Cell:
@@ -234,8 +228,8 @@ def load_cell(name_or_path: str | os.PathLike[str]) -> Cell:
         from traces.csvio import read_text
 
         return parse_cell(read_text(p), str(p), default_name=p.stem)
-    res = resources.files("testbed") / "data" / f"cell-{text_name}.toml"
-    if not res.is_file():
+    res = CELLS.path(text_name)
+    if res is None:
         raise BadInputError(
             f"unknown cell {text_name!r}; bundled cells: {', '.join(bundled_cells()) or 'none'} (or pass a TOML path)"
         )

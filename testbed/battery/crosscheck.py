@@ -21,7 +21,7 @@ import numpy as np
 
 from devices.errors import BadInputError, TestbedError, UnsupportedError
 from testbed.battery.cell import Cell
-from testbed.battery.ecm import simulate_ecm, steps_from_trace
+from testbed.battery.simulate import simulate_ecm, steps_from_trace
 from traces.power import PowerTrace
 
 #: PyBaMM's Thevenin refuses an initial SoC of exactly 1 ("Maximum SoC" event), so both start here.

@@ -1,4 +1,4 @@
-"""Thevenin equivalent-circuit battery driven by power: OCV(SoC) + R0 + 0–2 RC pairs.
+"""Thevenin equivalent-circuit battery driven by power (or current): OCV(SoC) + R0 + 0–2 RC pairs.
 
 Each step of length ``dt`` holds the load constant (zero-order hold) and is advanced explicitly:
 
@@ -13,256 +13,252 @@ The battery ends at the first of: ``V < v_cutoff_v`` (``cutoff``), ``disc < 0`` 
 ``soc ≤ 0`` (``empty``). Each condition is checked at the start and at the end of every step (same
 load); a crossing inside a step is placed by linear interpolation (of ``V``, of ``disc``, or of the
 charge), so life is not quantised to the step. A step whose new load fails at once ends at its start.
+Slices longer than ``max_step_s`` are split into equal steps.
 
-Segments longer than ``max_step_s`` are split. The loop runs in plain Python floats (no numpy per
-step): about a microsecond per step, so an 8-hour 1 Hz trace takes a few tens of milliseconds.
+With ``drive="current"`` the step values are amperes drawn from the cell (static power and efficiency
+do not apply, the load energy is ``V·I·dt``). The step runs in plain Python floats (no numpy): about
+a microsecond, so an 8-hour 1 Hz trace takes a few tens of milliseconds.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-
-import numpy as np
+from collections.abc import Mapping
 
 from devices.errors import BadInputError
 from testbed.battery.cell import Cell
-from traces.power import PowerTrace
-
-END_REASONS = ("cutoff", "power_limit", "empty")
-#: Safety bound on the number of steps of one simulation (a ~30-year 1 Hz run).
-MAX_STEPS = 1_000_000_000
+from testbed.battery.model import MAX_STEPS, BatteryParams, ModelSpec, Trajectory, state_end, state_float, state_number
 
 
-@dataclass
-class SimResult:
-    """Outcome of a battery simulation (SI units)."""
+class EcmBattery:
+    """The Thevenin cell of the module text, stepped by the caller."""
 
-    model: str
-    life_s: float
-    end_reason: str
-    soc_end: float
-    energy_delivered_j: float
-    load_energy_j: float
-    ohmic_loss_j: float
-    v_end_v: float
-    steps: int
-    passes: float
-    trajectory: dict[str, list[float]] | None = field(default=None, repr=False)
+    name = "ecm"
 
-    def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
-        d.pop("trajectory")
-        for key, value in d.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                d[key] = None  # JSON has no NaN
-        d["life_h"] = self.life_s / 3600.0
-        return d
+    def __init__(self, params: BatteryParams) -> None:
+        cell = params.cell
+        if cell is None:
+            raise BadInputError("battery.cell: ecm needs a cell (bundled name or TOML file)")
+        if len(cell.rc) > 2:
+            raise BadInputError(f"battery.cell: {cell.name} has {len(cell.rc)} RC pairs, ecm supports at most 2")
+        self.cell: Cell = cell
+        self.max_step_s = params.max_step_s
+        self._power = params.drive == "power"
+        self._static_w = params.static_power_w
+        self._eff = params.efficiency
+        self.soc = params.soc0
+        self.v1 = self.v2 = 0.0
+        self.ended = False
+        self.end_reason: str | None = None
+        self.load_energy_j = 0.0
+        self.delivered_energy_j = 0.0
+        self.ohmic_loss_j = 0.0
+        self.trajectory: Trajectory | None = (
+            {"t_s": [], "voltage_v": [], "current_a": [], "soc": []} if params.record else None
+        )
+        self._t = 0.0  # seconds sustained, kept while recording
+        self._v = math.nan
+        self._i = 0.0
+        self._v_end: float | None = None
+        self._n_rc = n_rc = len(cell.rc)
+        self._r1 = r1 = cell.rc[0].r_ohm if n_rc > 0 else 0.0
+        self._tau1 = cell.rc[0].tau_s if n_rc > 0 else 1.0
+        self._r2 = r2 = cell.rc[1].r_ohm if n_rc > 1 else 0.0
+        self._tau2 = cell.rc[1].tau_s if n_rc > 1 else 1.0
+        self._a_dt = math.nan  # the step length the relaxation factors below belong to
+        self._a1 = self._a2 = 0.0
+        xs, ys = cell.ocv_soc, cell.ocv_v
+        self._xs = xs
+        self._slopes = [(ys[k + 1] - ys[k]) / (xs[k + 1] - xs[k]) for k in range(len(xs) - 1)]
+        self._seg = len(self._slopes) - 1
+        self._find_segment()
+        # the constants a step reads, in one attribute (R0, 4·R0, cut-off, OCV table, charge in A·s, 1/R_j)
+        self._k = (cell.r0_ohm, 4.0 * cell.r0_ohm, cell.v_cutoff_v, xs, ys, self._slopes, 3600.0 * cell.capacity_ah,
+                   1.0 / r1 if r1 else 0.0, 1.0 / r2 if r2 else 0.0)  # fmt: skip
 
+    @property
+    def v_rc(self) -> list[float]:
+        """Voltages across the RC pairs (V)."""
+        return [self.v1, self.v2][: self._n_rc]
 
-@dataclass(frozen=True)
-class Load:
-    """One pass of a piecewise-constant load: step lengths (s) and values (W, or A in current mode).
+    def _find_segment(self) -> None:
+        """The OCV segment holding the SoC (the SoC only falls, so the search only moves down)."""
+        seg, xs = len(self._slopes) - 1, self._xs
+        while seg > 0 and self.soc < xs[seg]:
+            seg -= 1
+        self._seg = seg
 
-    ``periodic`` passes repeat until the battery ends; a non-periodic load holds its last value.
-    """
+    def step(self, power_w: float, dt_s: float) -> float:
+        if self.ended or dt_s <= 0.0:
+            return 0.0
+        if dt_s <= self.max_step_s:
+            return self._step(power_w, dt_s)
+        done = 0.0
+        n = math.ceil(dt_s / self.max_step_s - 1e-9)
+        h = dt_s / n
+        for _ in range(n):
+            done += self._step(power_w, h)
+            if self.ended:
+                break
+        return done
 
-    dt_s: tuple[float, ...]
-    value: tuple[float, ...]
+    def _end(self, reason: str, v_end: float | None, i: float, part_s: float) -> None:
+        """End of life ``part_s`` into the current step; a recorded trajectory gets its last point."""
+        self.ended, self.end_reason, self._v_end = True, reason, v_end
+        traj = self.trajectory
+        if traj is not None and v_end is not None:
+            t = self._t + part_s
+            if not traj["t_s"] or t > traj["t_s"][-1]:
+                traj["t_s"].append(t)
+                traj["voltage_v"].append(v_end)
+                traj["current_a"].append(i)
+                traj["soc"].append(max(self.soc, 0.0))
 
-
-def steps_from_trace(trace: PowerTrace, max_step_s: float = 1.0) -> Load:
-    """Split a power trace into steps no longer than ``max_step_s`` (a constant load → one step)."""
-    if not (max_step_s > 0 and math.isfinite(max_step_s)):
-        raise BadInputError(f"max_step_s must be a positive number, got {max_step_s}")
-    dts, powers = trace.segments()
-    if not math.isfinite(float(dts[-1])):  # a constant load: one step, repeated
-        return Load((max_step_s,), (float(powers[-1]),))
-    n = np.maximum(1, np.ceil(dts / max_step_s - 1e-9)).astype(np.int64)
-    return Load(tuple(np.repeat(dts / n, n).tolist()), tuple(np.repeat(powers, n).tolist()))
-
-
-def simulate_ecm(
-    cell: Cell,
-    load: Load,
-    *,
-    mode: str = "power",
-    soc0: float = 1.0,
-    static_power_w: float = 0.0,
-    efficiency: float = 1.0,
-    record: bool = False,
-) -> SimResult:
-    """Run the Thevenin model until the battery ends, repeating ``load``.
-
-    ``mode="power"``: load values are watts at the load, converted to battery power as
-    ``(P + static_power_w) / efficiency``. ``mode="current"``: values are amperes drawn from the cell
-    (static power and efficiency do not apply). ``record`` keeps ``t_s, voltage_v, current_a, soc``
-    at every step start, and at the end of life (cut-off or empty).
-
-    Raises :class:`BadInputError` for a bad ``soc0``, efficiency, static power or mode, and when the
-    load draws nothing (the battery would never end).
-    """
-    if mode not in ("power", "current"):
-        raise BadInputError(f"unknown drive mode {mode!r}; use power or current")
-    if not 0.0 < soc0 <= 1.0:
-        raise BadInputError(f"initial SoC must be in (0, 1], got {soc0}")
-    if not (0.0 < efficiency <= 1.0):
-        raise BadInputError(f"converter efficiency must be in (0, 1], got {efficiency}")
-    if not (static_power_w >= 0.0 and math.isfinite(static_power_w)):
-        raise BadInputError(f"static power must be ≥ 0 W, got {static_power_w}")
-    if not load.dt_s or len(load.dt_s) != len(load.value):
-        raise BadInputError("the load has no steps")
-    drive = [(p + static_power_w) / efficiency for p in load.value] if mode == "power" else list(load.value)
-    if max(drive) <= 0.0:
-        raise BadInputError("the load draws no power: the battery would never end")
-    if min(drive) < 0.0:
-        raise BadInputError("the load must not be negative (charging is not modelled)")
-    return _run(cell, load.dt_s, drive, load.value, mode, soc0, record)
-
-
-def _run(
-    cell: Cell,
-    dts: Sequence[float],
-    drive: Sequence[float],
-    load_values: Sequence[float],
-    mode: str,
-    soc0: float,
-    record: bool,
-) -> SimResult:
-    """The stepping loop (see the module text); written with local floats only, for speed."""
-    r0 = cell.r0_ohm
-    four_r0 = 4.0 * r0
-    v_cut = cell.v_cutoff_v
-    q_as = 3600.0 * cell.capacity_ah
-    xs, ys = cell.ocv_soc, cell.ocv_v
-    slopes = [(ys[k + 1] - ys[k]) / (xs[k + 1] - xs[k]) for k in range(len(xs) - 1)]
-    n_rc = len(cell.rc)
-    r1 = cell.rc[0].r_ohm if n_rc > 0 else 0.0
-    r2 = cell.rc[1].r_ohm if n_rc > 1 else 0.0
-    g1 = 1.0 / r1 if r1 else 0.0
-    g2 = 1.0 / r2 if r2 else 0.0
-    a1s = [math.exp(-dt / cell.rc[0].tau_s) if n_rc > 0 else 0.0 for dt in dts]
-    a2s = [math.exp(-dt / cell.rc[1].tau_s) if n_rc > 1 else 0.0 for dt in dts]
-    power_mode = mode == "power"
-    n_steps = len(dts)
-    sqrt = math.sqrt
-    # OCV segment containing the SoC; the SoC only falls, so the index only moves down
-    seg = len(slopes) - 1
-    while seg > 0 and soc0 < xs[seg]:
-        seg -= 1
-    seg_x, seg_y, seg_m = xs[seg], ys[seg], slopes[seg]
-
-    soc = soc0
-    v1 = v2 = 0.0
-    t = 0.0
-    e_batt = e_load = loss = 0.0
-    steps = 0
-    traj: dict[str, list[float]] | None = {"t_s": [], "voltage_v": [], "current_a": [], "soc": []} if record else None
-    k = 0
-    have = False  # (i, v, disc) below are valid for the current state and load p_have
-    p_have = i = v = disc = 0.0
-    end_reason = ""
-    v_end = math.nan
-    while True:
-        dt = dts[k]
-        p = drive[k]
-        if not have or p != p_have:
-            e = seg_y + seg_m * (soc - seg_x) - v1 - v2
-            if power_mode:
-                disc = e * e - four_r0 * p
-                if disc < 0.0 or e <= 0.0:
-                    end_reason = "power_limit"
-                    break
-                i = 2.0 * p / (e + sqrt(disc))
-            else:
-                i, disc = p, 1.0
-            v = e - i * r0
+    def _step(self, value: float, dt: float) -> float:
+        power = self._power
+        p = (value + self._static_w) / self._eff if power else value
+        r0, four_r0, v_cut, xs, ys, slopes, q_as, g1, g2 = self._k
+        soc, v1, v2, seg = self.soc, self.v1, self.v2, self._seg
+        e = ys[seg] + slopes[seg] * (soc - xs[seg]) - v1 - v2
+        if power:
+            disc = e * e - four_r0 * p
+            if disc < 0.0 or e <= 0.0:
+                self._end("power_limit", None, 0.0, 0.0)
+                return 0.0
+            i = 2.0 * p / (e + math.sqrt(disc))
+        else:
+            i, disc = p, 1.0
+        v = e - i * r0
         if v < v_cut:
-            end_reason, v_end = "cutoff", v
-            break
+            self._end("cutoff", v, i, 0.0)
+            return 0.0
+        traj = self.trajectory
         if traj is not None:
-            traj["t_s"].append(t)
+            traj["t_s"].append(self._t)
             traj["voltage_v"].append(v)
             traj["current_a"].append(i)
             traj["soc"].append(soc)
-        pl = load_values[k] if power_mode else v * i
-        p_batt = v * i
+        load_w = value if power else v * i
+        batt_w = v * i
+        loss_w = i * i * r0 + v1 * v1 * g1 + v2 * v2 * g2
         dsoc = i * dt / q_as
-        step_loss = (i * i * r0 + v1 * v1 * g1 + v2 * v2 * g2) * dt
-        if dsoc >= soc and i > 0.0:  # the charge runs out inside this step
+        if dsoc >= soc and i > 0.0:  # the charge runs out inside the step
             frac = soc / dsoc
-            t += frac * dt
-            e_batt += p_batt * frac * dt
-            e_load += pl * frac * dt
-            loss += step_loss * frac
-            soc = 0.0
-            end_reason, v_end = "empty", v
-            steps += 1
-            break
-        soc_prev = soc
-        soc -= dsoc
-        if n_rc:
-            a1 = a1s[k]
-            v1 = v1 * a1 + r1 * i * (1.0 - a1)
-            if n_rc > 1:
-                a2 = a2s[k]
-                v2 = v2 * a2 + r2 * i * (1.0 - a2)
-        t += dt
-        e_batt += p_batt * dt
-        e_load += pl * dt
-        loss += step_loss
-        steps += 1
-        # the same load at the end of the step: did a condition cross inside it?
-        while soc < seg_x and seg > 0:
+            self.soc = 0.0
+            self._account(load_w, batt_w, loss_w, dt, frac)
+            self._v, self._i = v, i
+            self._end("empty", v, i, dt * frac)
+            return dt * frac
+        soc_new = soc - dsoc
+        n1, n2 = v1, v2
+        if self._n_rc:
+            if dt != self._a_dt:
+                self._a_dt = dt
+                self._a1 = math.exp(-dt / self._tau1)
+                self._a2 = math.exp(-dt / self._tau2) if self._n_rc > 1 else 0.0
+            a1 = self._a1
+            n1 = v1 * a1 + self._r1 * i * (1.0 - a1)
+            if self._n_rc > 1:
+                a2 = self._a2
+                n2 = v2 * a2 + self._r2 * i * (1.0 - a2)
+        while seg > 0 and soc_new < xs[seg]:
             seg -= 1
-            seg_x, seg_y, seg_m = xs[seg], ys[seg], slopes[seg]
-        e2 = seg_y + seg_m * (soc - seg_x) - v1 - v2
-        frac = -1.0
-        if power_mode:
+        self._seg = seg
+        # the same load at the end of the step: did a condition cross inside it?
+        e2 = ys[seg] + slopes[seg] * (soc_new - xs[seg]) - n1 - n2
+        reason = ""
+        frac = 1.0
+        i2 = v2_ = math.nan
+        if power:
             disc2 = e2 * e2 - four_r0 * p
             if disc2 < 0.0 or e2 <= 0.0:
                 frac = disc / (disc - disc2) if disc2 < 0.0 else 1.0
-                end_reason, v_end = "power_limit", math.nan
+                reason = "power_limit"
             else:
-                i2 = 2.0 * p / (e2 + sqrt(disc2))
+                i2 = 2.0 * p / (e2 + math.sqrt(disc2))
         else:
-            i2, disc2 = p, 1.0
-        if frac < 0.0:
+            i2 = p
+        if not reason:
             v2_ = e2 - i2 * r0
             if v2_ < v_cut:
                 frac = (v - v_cut) / (v - v2_)
-                end_reason, v_end = "cutoff", v_cut
-        if frac >= 0.0:
-            back = (1.0 - frac) * dt
-            t -= back
-            e_batt -= p_batt * back
-            e_load -= pl * back
-            loss -= step_loss * (1.0 - frac)
-            soc = soc_prev - dsoc * frac
-            break
-        have, p_have, i, v, disc = True, p, i2, v2_, disc2
-        k += 1
-        if k == n_steps:
-            k = 0
-        if steps >= MAX_STEPS:
-            raise BadInputError(f"the battery did not end within {MAX_STEPS} steps; is the load tiny?")
-    if traj is not None and end_reason != "power_limit" and (not traj["t_s"] or t > traj["t_s"][-1]):
-        traj["t_s"].append(t)  # the end of life itself, interpolated within its step
-        traj["voltage_v"].append(v_end)
-        traj["current_a"].append(i)
-        traj["soc"].append(max(soc, 0.0))
-    period = math.fsum(dts)
-    return SimResult(
-        model="ecm",
-        life_s=t,
-        end_reason=end_reason,
-        soc_end=max(soc, 0.0),
-        energy_delivered_j=e_batt,
-        load_energy_j=e_load,
-        ohmic_loss_j=loss,
-        v_end_v=v_end,
-        steps=steps,
-        passes=t / period,
-        trajectory=traj,
-    )
+                reason = "cutoff"
+        if reason:
+            self.soc = soc - dsoc * frac
+            self.v1, self.v2 = v1 + (n1 - v1) * frac, v2 + (n2 - v2) * frac
+            self._account(load_w, batt_w, loss_w, dt, frac)
+            cutoff = reason == "cutoff"
+            self._v, self._i = (v_cut if cutoff else v), i
+            self._find_segment()
+            self._end(reason, v_cut if cutoff else None, i, dt * frac)
+            return dt * frac
+        self.soc, self.v1, self.v2 = soc_new, n1, n2
+        self.load_energy_j += load_w * dt
+        self.delivered_energy_j += batt_w * dt
+        self.ohmic_loss_j += loss_w * dt
+        self._v, self._i = v2_, i2
+        if traj is not None:
+            self._t += dt
+        return dt
+
+    def _account(self, load_w: float, batt_w: float, loss_w: float, dt: float, frac: float) -> None:
+        """Energies of the part ``frac`` of a step in which the battery ends."""
+        self.load_energy_j += load_w * dt * frac
+        self.delivered_energy_j += batt_w * dt * frac
+        self.ohmic_loss_j += loss_w * dt * frac
+
+    def voltage_v(self) -> float | None:
+        return None if math.isnan(self._v) else self._v
+
+    def current_a(self) -> float | None:
+        return self._i
+
+    def end_voltage_v(self) -> float | None:
+        return self._v_end if self.ended else None
+
+    def life_at_power_s(self, power_w: float) -> float:
+        """Steps a copy at ``power_w`` in ``max_step_s`` steps until it ends."""
+        if self.ended:
+            return 0.0
+        drive = (power_w + self._static_w) / self._eff if self._power else power_w
+        if drive <= 0.0:
+            return math.inf
+        probe = copy.copy(self)
+        probe.trajectory = None
+        t = 0.0
+        for _ in range(MAX_STEPS):
+            t += probe._step(power_w, self.max_step_s)
+            if probe.ended:
+                return t
+        raise BadInputError(f"the battery did not end within {MAX_STEPS} steps at {power_w} W")
+
+    def state(self) -> dict[str, object]:
+        return {"soc": self.soc, "v_rc": [self.v1, self.v2], "load_energy_j": self.load_energy_j,
+                "ended": self.ended, "end_reason": self.end_reason or "", "v": None if math.isnan(self._v) else self._v,
+                "i": self._i, "delivered_energy_j": self.delivered_energy_j, "ohmic_loss_j": self.ohmic_loss_j,
+                "v_end": self._v_end}  # fmt: skip
+
+    def restore(self, state: Mapping[str, object]) -> None:
+        v_rc = state.get("v_rc")
+        if not (isinstance(v_rc, list) and len(v_rc) == 2):
+            raise BadInputError(f"battery checkpoint: v_rc must be two numbers, got {v_rc!r}")
+        self.soc = state_float(state, "soc")
+        self.v1, self.v2 = state_number(v_rc[0], "v_rc"), state_number(v_rc[1], "v_rc")
+        self.load_energy_j = state_float(state, "load_energy_j")
+        self.delivered_energy_j = state_float(state, "delivered_energy_j", 0.0)
+        self.ohmic_loss_j = state_float(state, "ohmic_loss_j", 0.0)
+        self.ended, self.end_reason = state_end(state)
+        self._v = math.nan if state.get("v") is None else state_float(state, "v")
+        self._i = state_float(state, "i")
+        self._v_end = None if state.get("v_end") is None else state_float(state, "v_end")
+        self._find_segment()
+
+
+SPEC = ModelSpec(
+    name="ecm",
+    factory=EcmBattery,
+    summary="Thevenin equivalent circuit: OCV(SoC) + R0 + 0–2 RC pairs; ends at cut-off, power limit or empty",
+    sized_by=("cell",),
+    voltage=True,
+)

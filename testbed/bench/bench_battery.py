@@ -3,8 +3,8 @@
 * ``ecm``: the Thevenin ECM (1 RC, bundled ``nmc-18650`` cell) on an 8-hour, 1 Hz inference-like power
   trace, repeated until the battery ends (goal: ≤ 0.1 s per 8 simulated hours). Baselines: the same
   algorithm written the obvious way with NumPy scalars per step (``np.interp`` OCV lookup), and the
-  ideal bucket on the same trace. ``life_ratio_ecm_over_bucket`` shows what the losses and the cut-off
-  cost against RT3-style accounting.
+  energy bucket (stepped the same way) on the same trace. ``life_ratio_ecm_over_bucket`` shows what the
+  losses and the cut-off cost against RT3-style accounting.
 * ``pybamm``: battery life of the ECM against ``pybamm.equivalent_circuit.Thevenin`` on the same cell and
   load (goal: ≤ 1 % difference), only when PyBaMM is installed.
 * ``parsers``: rows/s of the DVFS and power readers (validation included) against ``csv.reader`` +
@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 
 from testbed.battery.cell import Cell, load_cell
-from testbed.battery.ecm import Load, simulate_ecm, steps_from_trace
-from testbed.battery.simulate import simulate_bucket
+from testbed.battery.simulate import Load, simulate, simulate_ecm, steps_from_trace
 from traces.dvfs import read_dvfs
 from traces.parsers.ftrace import parse_ftrace
 from traces.power import PowerTrace, read_power
@@ -89,7 +88,7 @@ def bench_ecm(quick: bool) -> dict[str, Any]:
     t_ecm, res = _best(lambda: simulate_ecm(cell, load), repeats)
     t_steps, _ = _best(lambda: steps_from_trace(trace), repeats)
     t_np, life_np = _best(lambda: numpy_baseline(cell, load), 1)
-    t_bucket, bucket = _best(lambda: simulate_bucket(cell, trace), repeats)
+    t_bucket, bucket = _best(lambda: simulate(cell, trace, model="energy-bucket"), repeats)
     per_8h = t_ecm * EIGHT_HOURS_S / res.life_s
     return {
         "cell": cell.name,

@@ -1,4 +1,8 @@
-"""`testbed battery …`: RT3's ideal bucket, the equivalent-circuit model, bundled cells, PyBaMM cross-check."""
+"""`testbed battery …`: the battery models (by name, from the registry), RT3's accounting, cells, PyBaMM cross-check.
+
+``rt3-accounting`` counts RT3's inference runs (``bucket`` is its old name, still accepted); ``simulate``
+runs any registered model (``testbed battery models``) on a power trace.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,11 @@ from devices.errors import BadInputError
 from testbed.cli.common import JsonOpt, console, print_json
 
 if TYPE_CHECKING:
-    from testbed.battery.ecm import SimResult
+    from testbed.battery.simulate import SimResult
     from traces.power import PowerTrace
 
 app = typer.Typer(
-    help="Battery models: RT3's ideal energy bucket and a Thevenin equivalent-circuit model.",
+    help="Battery models: RT3's accounting, an energy bucket and a Thevenin equivalent-circuit model.",
     no_args_is_help=True,
 )
 
@@ -31,8 +35,30 @@ def _floats(option: str, text: str) -> list[float]:
     return values
 
 
-@app.command("bucket")
-def bucket(
+@app.command("models")
+def models(json_out: JsonOpt = False) -> None:
+    """List the battery models that `simulate --model` and experiment files accept."""
+    from testbed.battery import registry
+
+    specs = [registry.spec(n) for n in registry.names()]
+    aliases = {s.name: sorted(a for a, t in registry.ALIASES.items() if t == s.name) for s in specs}
+    if json_out:
+        print_json(
+            [
+                {"name": s.name, "aliases": aliases[s.name], "sized_by": list(s.sized_by), "voltage": s.voltage,
+                 "summary": s.summary}
+                for s in specs
+            ]
+        )  # fmt: skip
+        return
+    for s in specs:
+        alias = f" (alias {', '.join(aliases[s.name])})" if aliases[s.name] else ""
+        console.print(f"{s.name}{alias}: {s.summary}", highlight=False, soft_wrap=True)
+
+
+@app.command("rt3-accounting")
+@app.command("bucket", hidden=True, help="Deprecated name of `battery rt3-accounting` (RT3's accounting).")
+def rt3_accounting(
     energy_j: Annotated[float, typer.Option("--energy-j", help="Battery energy in J (RT3: 37800).")],
     latency_ms: Annotated[str, typer.Option("--latency-ms", help="Inference latency per level, ms: L1,L2,L3.")],
     split: Annotated[str, typer.Option("--split", help="Energy share per level, high → low.")] = "0.5,0.3,0.2",
@@ -41,7 +67,7 @@ def bucket(
     json_out: JsonOpt = False,
 ) -> None:
     """RT3's accounting: inference runs an ideal energy bucket affords (runs = Σ ⌊usage_time / latency⌋)."""
-    from testbed.battery.bucket import rt3_runs
+    from testbed.battery.rt3_accounting import rt3_runs
 
     result = rt3_runs(
         energy_j,
@@ -84,7 +110,9 @@ def simulate_cmd(
     cell: CellOpt,
     power_trace: PowerTraceOpt = None,
     constant_power_w: ConstantOpt = None,
-    model: Annotated[str, typer.Option("--model", help="ecm (Thevenin) or bucket (ideal energy).")] = "ecm",
+    model: Annotated[
+        str, typer.Option("--model", help="A battery model (see `battery models`): ecm, energy-bucket, rt3-accounting.")
+    ] = "ecm",
     soc0: Annotated[float, typer.Option("--soc0", help="Initial state of charge, 0–1.")] = 1.0,
     static_power_w: Annotated[float, typer.Option("--static-power-w", help="Extra constant draw, W.")] = 0.0,
     efficiency: Annotated[
@@ -97,13 +125,15 @@ def simulate_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Battery life of a cell under a power trace (repeated until the battery ends) or a constant load."""
+    from testbed.battery import registry
     from testbed.battery.cell import load_cell
-    from testbed.battery.simulate import MODELS, simulate
+    from testbed.battery.simulate import simulate
 
-    if model not in MODELS:
-        raise BadInputError(f"unknown --model {model!r}; use one of {', '.join(MODELS)}")
-    if trajectory_out is not None and model != "ecm":
-        raise BadInputError("--trajectory-out needs --model ecm")
+    if not registry.is_known(model):
+        raise BadInputError(f"unknown --model {model!r}; use one of {registry.known()}")
+    spec = registry.spec(model)
+    if trajectory_out is not None and not spec.voltage:
+        raise BadInputError(f"--trajectory-out needs a model with a terminal voltage (ecm), not {model}")
     c = load_cell(cell)
     trace = _load(power_trace, constant_power_w)
     result = simulate(
@@ -117,7 +147,7 @@ def simulate_cmd(
         record=trajectory_out is not None,
     )
     if trajectory_out is not None:
-        _write_trajectory(result, c.name, trajectory_out)
+        _write_trajectory(result, spec.name, c.name, trajectory_out)
     data = {"cell": c.name, **result.to_dict()}
     if json_out:
         print_json(data)
@@ -130,7 +160,7 @@ def simulate_cmd(
     )
 
 
-def _write_trajectory(result: SimResult, cell_name: str, path: Path) -> None:
+def _write_trajectory(result: SimResult, model: str, cell_name: str, path: Path) -> None:
     import numpy as np
 
     from traces.battery import BatteryTrace, write_battery
@@ -151,7 +181,7 @@ def _write_trajectory(result: SimResult, cell_name: str, path: Path) -> None:
             meta={
                 "source": "sim",
                 "label": "synthetic",
-                "model": "ecm",
+                "model": model,
                 "cell": cell_name,
                 "end_reason": result.end_reason,
             },

@@ -10,8 +10,8 @@ For K levels (fastest first) with accuracies ``a_k``, latencies and deadlines::
     battery_term      = (runs − runs_low) / (runs_high − runs_low)          (RT3: 2.3e6, 4.5e6)
     reward            = w_accuracy · accuracy_term + monotonic_term + w_battery · battery_term   (RT3: 1, 1)
 
-``runs`` comes from the ideal energy bucket (:func:`bucket_runs`, RT3's accounting in
-:mod:`testbed.battery.bucket`): the battery energy is split over the levels (RT3: 0.5/0.3/0.2 of 37 800 J,
+``runs`` comes from the battery model ``rt3-accounting`` of :mod:`testbed.battery.registry` (:func:`battery_runs`,
+RT3's ideal energy bucket): the battery energy is split over the levels (RT3: 0.5/0.3/0.2 of 37 800 J,
 high frequency first) and each level affords ``floor(E_k / P_k · 1000 / latency_k)`` inferences.
 RT3's normalisation constants fit its 800-wide model only; :func:`calibrated` derives ``runs_low/high``
 and ``acc_low/high`` from the densest and sparsest sets of the actual model.
@@ -25,7 +25,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from devices.errors import BadInputError
-from testbed.battery.bucket import RT3_ENERGY_J
+from testbed.battery import registry
+from testbed.battery.model import BatteryParams
+from testbed.battery.rt3_accounting import NAME as RT3_ACCOUNTING
+from testbed.battery.rt3_accounting import RT3_ENERGY_J, level_runs
 
 
 def default_level_weights(k: int) -> list[float]:
@@ -103,13 +106,15 @@ class RewardTerms:
         return asdict(self)
 
 
-def bucket_runs(
+def battery_runs(
     energy_j: float, split: Sequence[float], power_w: Sequence[float], latency_ms: Sequence[float]
 ) -> list[int]:
-    """Inferences per level from an ideal bucket: ``floor((split_k·E / P_k) · 1000 / latency_k)``.
+    """Inferences per level from RT3's ideal bucket: ``floor((split_k·E / P_k) · 1000 / latency_k)``.
 
-    The floating-point operations are those of :func:`testbed.battery.bucket.rt3_runs`, so with RT3's powers the
-    result equals it exactly. Raises :class:`BadInputError` for a non-positive power or latency.
+    Each level's share is a fresh ``rt3-accounting`` battery from the registry, counted by
+    :func:`testbed.battery.rt3_accounting.level_runs`, so with RT3's powers the result equals
+    :func:`~testbed.battery.rt3_accounting.rt3_runs` exactly. Raises :class:`BadInputError` for a non-positive
+    power or latency.
     """
     if not (len(split) == len(power_w) == len(latency_ms)):
         raise BadInputError("split, power and latency need one value per level")
@@ -118,8 +123,10 @@ def bucket_runs(
         if not (p > 0 and lat > 0):
             raise BadInputError(f"power ({p} W) and latency ({lat} ms) must be positive")
         energy = s * energy_j
-        usage_time_ms = (energy / p) * 1000
-        out.append(int(usage_time_ms // lat))
+        if energy == 0.0:  # a level given no share of the battery
+            out.append(0)
+            continue
+        out.append(level_runs(registry.create(RT3_ACCOUNTING, BatteryParams(energy_j=energy)), p, lat)[1])
     return out
 
 
@@ -149,7 +156,7 @@ def compute_reward(
     acc_term = (wacc - config.acc_low) / (config.acc_high - config.acc_low) if all(met) else config.deadline_reward
     mono = is_monotonic(accuracy)
     mono_term = 0.0 if mono else -config.monotonic_penalty
-    per_level = bucket_runs(config.battery_energy_j, config.split(k), power_w, latency_ms)
+    per_level = battery_runs(config.battery_energy_j, config.split(k), power_w, latency_ms)
     runs = sum(per_level)
     battery_term = (runs - config.runs_low) / (config.runs_high - config.runs_low)
     total = config.w_accuracy * acc_term + mono_term + config.w_battery * battery_term

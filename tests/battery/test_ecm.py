@@ -9,8 +9,7 @@ import pytest
 
 from devices.errors import BadInputError
 from testbed.battery.cell import Cell, RcPair
-from testbed.battery.ecm import Load, simulate_ecm, steps_from_trace
-from testbed.battery.simulate import simulate, simulate_bucket
+from testbed.battery.simulate import Load, simulate, simulate_ecm, steps_from_trace
 from traces.power import PowerTrace, constant_power
 
 
@@ -144,7 +143,7 @@ def test_repeating_trace_lossless_equals_bucket():
     trace = PowerTrace(np.array([0.0, 10.0, 25.0]), np.array([2.0, 0.5, 4.0]), duration_s=40.0)
     c = cell(q=0.3)
     ecm = simulate(c, trace, max_step_s=1.0)
-    bucket = simulate_bucket(c, trace)
+    bucket = simulate(c, trace, model="energy-bucket")
     assert ecm.end_reason == bucket.end_reason == "empty"
     assert ecm.life_s == pytest.approx(bucket.life_s, rel=1e-9)
     # closed form: energy 3600·Q·V0 over passes of 20 + 7.5 + 60 = 87.5 J
@@ -195,4 +194,4 @@ def test_zero_load_never_ends_is_an_error():
     with pytest.raises(BadInputError, match="never end"):
         simulate_ecm(cell(), Load((1.0,), (0.0,)))
     with pytest.raises(BadInputError, match="forever"):
-        simulate_bucket(cell(), PowerTrace(np.array([0.0, 1.0]), np.array([0.0, 0.0])))
+        simulate(cell(), PowerTrace(np.array([0.0, 1.0]), np.array([0.0, 0.0])), model="energy-bucket")

@@ -3,15 +3,15 @@ from __future__ import annotations
 import pytest
 
 from devices.errors import BadInputError
-from testbed.battery.bucket import RT3_ENERGY_J, RT3_FREQ_GHZ, RT3_SPLIT, RT3_VOLT_V, rt3_power_w, rt3_runs
-from testbed.search.reward import RewardConfig, bucket_runs, calibrated, compute_reward
+from testbed.battery.rt3_accounting import RT3_ENERGY_J, RT3_FREQ_GHZ, RT3_SPLIT, RT3_VOLT_V, rt3_power_w, rt3_runs
+from testbed.search.reward import RewardConfig, battery_runs, calibrated, compute_reward
 
 POWER_W = [rt3_power_w(f, v) for f, v in zip(RT3_FREQ_GHZ, RT3_VOLT_V, strict=True)]
 
 
 def test_bucket_runs_equal_rt3_accounting_exactly() -> None:
     lat = [101.3, 97.0, 88.25]
-    ours = bucket_runs(RT3_ENERGY_J, RT3_SPLIT, POWER_W, lat)
+    ours = battery_runs(RT3_ENERGY_J, RT3_SPLIT, POWER_W, lat)
     ref = rt3_runs(RT3_ENERGY_J, RT3_SPLIT, RT3_FREQ_GHZ, RT3_VOLT_V, lat)
     assert ours == ref.runs_per_level
 

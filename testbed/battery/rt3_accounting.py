@@ -1,4 +1,4 @@
-"""RT3's ideal energy bucket, reproduced exactly, and a bucket battery that drains by load energy.
+"""RT3's own battery accounting, reproduced exactly: an ideal energy bucket split over DVFS levels.
 
 RT3's public code (``utils/runs_number_reward.py`` of smallred-ops/Column_pruning) counts the inference
 runs a battery affords:
@@ -9,9 +9,11 @@ runs a battery affords:
 - ``usage_time_i = energy_i / power_i · 1000`` ms and ``runs_i = usage_time_i // latency_i``;
 - ``runs = Σ runs_i``.
 
-:func:`rt3_runs` performs the same floating-point operations in the same order, so its numbers equal
-the reference's bit for bit. There is no static power, no converter loss, no voltage cut-off and no
-rate effect: it is the paper's baseline, not a battery.
+The model registered as ``rt3-accounting`` is the :class:`~testbed.battery.energy_bucket.EnergyBucket`
+with no converter loss and no static power, so its ``life_at_power_s`` is RT3's ``energy / power`` bit for
+bit; :func:`level_runs` turns that into runs and :func:`rt3_runs` performs RT3's whole computation in the
+reference's operation order. There is no static power, no converter loss, no voltage cut-off and no rate
+effect: it is the paper's baseline, not a battery.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from devices.errors import BadInputError
+from testbed.battery.energy_bucket import EnergyBucket
+from testbed.battery.model import BatteryModel, BatteryParams, ModelSpec
 
+NAME = "rt3-accounting"
 #: RT3's constants (utils/runs_number_reward.py).
 RT3_ENERGY_J = 37800
 RT3_SPLIT = (0.5, 0.3, 0.2)
@@ -30,7 +35,7 @@ RT3_VOLT_V = (1.24, 1.06625, 0.9925)
 
 
 @dataclass(frozen=True)
-class BucketRuns:
+class Rt3Runs:
     """Inference runs per level and in total, with the per-level power and usage time."""
 
     runs: int
@@ -43,9 +48,26 @@ class BucketRuns:
         return asdict(self)
 
 
+def ideal_bucket(params: BatteryParams) -> EnergyBucket:
+    """RT3's bucket: an :class:`EnergyBucket` that refuses converter loss and static power."""
+    if params.efficiency != 1.0 or params.static_power_w != 0.0:
+        raise BadInputError(
+            f"battery.efficiency: {NAME} has no converter loss or static power "
+            f"(got efficiency {params.efficiency}, static_power_w {params.static_power_w}); use energy-bucket"
+        )
+    return EnergyBucket(params, name=NAME)
+
+
 def rt3_power_w(freq_ghz: float, volt_v: float) -> float:
     """RT3's level power: ``f·10**9·V**2·10**-10`` watts, in the reference's operation order."""
     return freq_ghz * pow(10, 9) * pow(volt_v, 2) * pow(10, -10)
+
+
+def level_runs(battery: BatteryModel, power_w: float, latency_ms: float) -> tuple[float, int]:
+    """``(usage_time_ms, runs)``: how long ``battery`` lasts at ``power_w`` and how many inferences of
+    ``latency_ms`` fit, as RT3 counts them (``usage_time // latency``)."""
+    usage_time_ms = battery.life_at_power_s(power_w) * 1000
+    return usage_time_ms, int(usage_time_ms // latency_ms)
 
 
 def _check(name: str, values: Sequence[float], n: int) -> None:
@@ -62,7 +84,7 @@ def rt3_runs(
     freq_ghz: Sequence[float],
     volt_v: Sequence[float],
     latency_ms: Sequence[float],
-) -> BucketRuns:
+) -> Rt3Runs:
     """Runs afforded by an ideal bucket of ``energy_j`` split over DVFS levels (RT3's accounting).
 
     Raises :class:`BadInputError` when the lists differ in length, hold a non-positive value, or the
@@ -86,33 +108,17 @@ def rt3_runs(
     for i in range(n):
         energy = split[i] * energy_j
         power = rt3_power_w(freq_ghz[i], volt_v[i])
-        usage_time = (energy / power) * 1000
-        runs_i = usage_time // latency_ms[i]
-        per_level.append(int(runs_i))
+        usage_time, runs_i = level_runs(ideal_bucket(BatteryParams(energy_j=energy)), power, latency_ms[i])
+        per_level.append(runs_i)
         powers.append(power)
         usage.append(usage_time)
         energies.append(energy)
-    return BucketRuns(sum(per_level), per_level, powers, usage, energies)
+    return Rt3Runs(sum(per_level), per_level, powers, usage, energies)
 
 
-def bucket_life_s(
-    energy_j: float, pass_energy_j: float, cumulative_j: Sequence[float], times_s: Sequence[float]
-) -> float:
-    """When a repeating load has drawn ``energy_j`` from an ideal bucket.
-
-    ``cumulative_j[k]`` is the energy drawn by ``times_s[k]`` within one pass (both start at 0 and end
-    with the pass's energy and period). Linear within each hold segment.
-    """
-    if pass_energy_j <= 0:
-        raise BadInputError("the load draws no energy: an ideal bucket would last forever")
-    passes = math.floor(energy_j / pass_energy_j)
-    rest = energy_j - passes * pass_energy_j
-    if rest <= 0:
-        return passes * times_s[-1]
-    for k in range(1, len(cumulative_j)):
-        if cumulative_j[k] >= rest:
-            e0, e1 = cumulative_j[k - 1], cumulative_j[k]
-            t0, t1 = times_s[k - 1], times_s[k]
-            frac = (rest - e0) / (e1 - e0) if e1 > e0 else 0.0
-            return passes * times_s[-1] + t0 + frac * (t1 - t0)
-    return (passes + 1) * times_s[-1]
+SPEC = ModelSpec(
+    name=NAME,
+    factory=ideal_bucket,
+    summary="RT3's ideal energy bucket (energy / power, no losses, no static power): the paper's accounting",
+    sized_by=("energy_j", "cell"),
+)

@@ -15,8 +15,10 @@ An artifact is either
   per pattern set; weights may be shared on disk). ``inputs`` is optional: it fixes symbolic dimensions
   and the value range of integer inputs (token ids).
 
-All pattern sets are loaded into onnxruntime sessions up front, so :meth:`LoadedModel.switch` is a
-reference swap between inferences; its duration is measured and returned (ms).
+All pattern sets are loaded up front into the board's runtime
+(:class:`devices.ort_runtime.OrtReconfigurableModel`, the only place onnxruntime sessions are made, with
+the artifact's shared tables), so :meth:`LoadedModel.switch` is a reference swap between inferences; its
+duration is measured and returned (ms).
 
 Failure modes: :class:`~devices.errors.BadInputError` for a missing file, a checksum mismatch, a
 malformed manifest, an unknown pattern set or an unloadable graph.
@@ -27,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -37,16 +38,9 @@ from typing import Any
 import numpy as np
 
 from devices.errors import BadInputError
+from devices.ort_runtime import ORT_DTYPES, OrtReconfigurableModel
 
 MANIFEST = "manifest.json"
-_DTYPES: dict[str, Any] = {
-    "tensor(float)": np.float32,
-    "tensor(float16)": np.float16,
-    "tensor(double)": np.float64,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(bool)": np.bool_,
-}
 
 
 def sha256_file(path: Path) -> str:
@@ -79,21 +73,25 @@ class PatternSet:
     name: str
     path: Path
     sha256: str
-    session: Any  # onnxruntime.InferenceSession
+    session: Any  # its onnxruntime.InferenceSession inside the runtime (the same object)
 
 
 @dataclass
 class LoadedModel:
-    """An artifact whose pattern sets are all loaded; one is active."""
+    """An artifact whose pattern sets are all loaded in the board runtime; one is active."""
 
     model_id: str
     source: str
+    runtime: OrtReconfigurableModel
     pattern_sets: list[PatternSet]
     inputs: list[InputSpec]
-    active: int = 0
     load_s: float = 0.0
     _feeds: dict[str, np.ndarray] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def active(self) -> int:
+        """Index of the active pattern set."""
+        return self.runtime.active_index
 
     def names(self) -> list[str]:
         return [p.name for p in self.pattern_sets]
@@ -111,11 +109,7 @@ class LoadedModel:
 
     def switch(self, name_or_index: str | int) -> float:
         """Make a pattern set active; returns the switch time in ms (a reference swap)."""
-        i = self.index_of(name_or_index)
-        t0 = time.perf_counter_ns()
-        with self._lock:
-            self.active = i
-        return (time.perf_counter_ns() - t0) / 1e6
+        return self.runtime.switch(self.index_of(name_or_index))
 
     def feeds(self, seed: int = 0) -> dict[str, np.ndarray]:
         if not self._feeds:
@@ -125,11 +119,9 @@ class LoadedModel:
 
     def infer(self) -> float:
         """Run the active pattern set once on fixed inputs; returns the latency in ms."""
-        with self._lock:
-            session = self.pattern_sets[self.active].session
         feeds = self.feeds()
         t0 = time.perf_counter_ns()
-        session.run(None, feeds)
+        self.runtime.run(feeds)
         return (time.perf_counter_ns() - t0) / 1e6
 
     def describe(self) -> dict[str, object]:
@@ -143,28 +135,24 @@ class LoadedModel:
         }
 
 
-def _session(source: Path | bytes, threads: int | None, where: str | None = None) -> Any:
-    """An onnxruntime CPU session from a file or from the graph's bytes."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    model = source if isinstance(source, bytes) else str(source)
-    try:
-        return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        label = where or ("<bytes>" if isinstance(source, bytes) else str(source))
-        raise BadInputError(f"{label}: not a loadable ONNX model: {first[:300]}") from None
+def _loaded(
+    model_id: str, source: Path, runtime: OrtReconfigurableModel, files: list[tuple[Path, str]],
+    overrides: dict[str, Any], where: Path, t0: float,
+) -> LoadedModel:  # fmt: skip
+    """A LoadedModel of ``runtime``, one (path, sha256) per pattern set, inputs shaped by ``overrides``."""
+    sets = [
+        PatternSet(name, path, digest, session)
+        for name, (path, digest), session in zip(runtime.names, files, runtime.sessions, strict=True)
+    ]
+    inputs = _input_specs(runtime.graph_inputs(), overrides, where)
+    return LoadedModel(model_id, str(source), runtime, sets, inputs, load_s=time.perf_counter() - t0)
 
 
-def _input_specs(session: Any, overrides: dict[str, Any], where: Path) -> list[InputSpec]:
+def _input_specs(graph_inputs: list[Any], overrides: dict[str, Any], where: Path) -> list[InputSpec]:
     specs: list[InputSpec] = []
-    for inp in session.get_inputs():
+    for inp in graph_inputs:
         o = overrides.get(inp.name, {})
-        dtype = _DTYPES.get(inp.type)
+        dtype = ORT_DTYPES.get(inp.type)
         if o.get("dtype"):
             dtype = np.dtype(o["dtype"]).type
         if dtype is None:
@@ -182,7 +170,10 @@ def load_artifact(
     expected_sha256: str | None = None,
     threads: int | None = None,
 ) -> LoadedModel:
-    """Load an artifact (file or directory, see module docstring) and verify its checksums."""
+    """Load an artifact (file or directory, see module docstring) and verify its checksums.
+
+    ``threads``: onnxruntime intra-op threads per session (None: one per core).
+    """
     p = Path(path)
     t0 = time.perf_counter()
     try:
@@ -195,43 +186,40 @@ def load_artifact(
             raise BadInputError(f"{p}: sha256 {digest} does not match the expected {expected_sha256}")
         if zipfile.is_zipfile(p):
             return _load_rt3(p, model_id, threads, t0)
-        session = _session(p, threads)
-        sets = [PatternSet("default", p, digest, session)]
-        inputs = _input_specs(session, {}, p)
-    elif is_dir:
-        manifest_path = p / MANIFEST
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BadInputError(f"{p}: a model directory needs {MANIFEST}") from None
-        except json.JSONDecodeError as exc:
-            raise BadInputError(f"{manifest_path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-        if expected_sha256:
-            digest = sha256_file(manifest_path)
-            if digest != expected_sha256.lower():
-                raise BadInputError(f"{manifest_path}: sha256 {digest} does not match the expected {expected_sha256}")
-        entries = manifest.get("pattern_sets") if isinstance(manifest, dict) else None
-        if not isinstance(entries, list) or not entries:
-            raise BadInputError(f"{manifest_path}: field pattern_sets: a non-empty list is required")
-        overrides = manifest.get("inputs") or {}
-        sets = []
-        for i, entry in enumerate(entries):
-            if not isinstance(entry, dict) or "file" not in entry:
-                raise BadInputError(f"{manifest_path}: field pattern_sets.{i}: needs 'file'")
-            f = p / str(entry["file"])
-            if not f.is_file():
-                raise BadInputError(f"{manifest_path}: field pattern_sets.{i}.file: {f} not found")
-            digest = sha256_file(f)
-            want = entry.get("sha256")
-            if want and digest != str(want).lower():
-                raise BadInputError(f"{f}: sha256 {digest} does not match the manifest's {want}")
-            sets.append(PatternSet(str(entry.get("name", f"ps{i}")), f, digest, _session(f, threads)))
-        inputs = _input_specs(sets[0].session, overrides, manifest_path)
-    else:
+        runtime = OrtReconfigurableModel([p], ["default"], threads)
+        return _loaded(model_id, p, runtime, [(p, digest)], {}, p, t0)
+    if not is_dir:
         raise BadInputError(f"{str(p)[:200]}: model artifact not found (an .onnx file or a directory with {MANIFEST})")
-    return LoadedModel(
-        model_id=model_id, source=str(p), pattern_sets=sets, inputs=inputs, load_s=time.perf_counter() - t0
-    )
+    manifest_path = p / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"{p}: a model directory needs {MANIFEST}") from None
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{manifest_path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    if expected_sha256:
+        digest = sha256_file(manifest_path)
+        if digest != expected_sha256.lower():
+            raise BadInputError(f"{manifest_path}: sha256 {digest} does not match the expected {expected_sha256}")
+    entries = manifest.get("pattern_sets") if isinstance(manifest, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise BadInputError(f"{manifest_path}: field pattern_sets: a non-empty list is required")
+    names: list[str] = []
+    files: list[tuple[Path, str]] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "file" not in entry:
+            raise BadInputError(f"{manifest_path}: field pattern_sets.{i}: needs 'file'")
+        f = p / str(entry["file"])
+        if not f.is_file():
+            raise BadInputError(f"{manifest_path}: field pattern_sets.{i}.file: {f} not found")
+        digest = sha256_file(f)
+        want = entry.get("sha256")
+        if want and digest != str(want).lower():
+            raise BadInputError(f"{f}: sha256 {digest} does not match the manifest's {want}")
+        names.append(str(entry.get("name", f"ps{i}")))
+        files.append((f, digest))
+    runtime = OrtReconfigurableModel([f for f, _ in files], names, threads)
+    return _loaded(model_id, p, runtime, files, manifest.get("inputs") or {}, manifest_path, t0)
 
 
 #: Sequence length used to measure an RT3 artifact when its manifest names none.
@@ -241,20 +229,18 @@ DEFAULT_SEQ_LEN = 32
 def _load_rt3(path: Path, model_id: str, threads: int | None, t0: float) -> LoadedModel:
     """An RT3 runtime artifact (``.rt3``, see :mod:`devices.artifact`), every member's sha256 verified.
 
-    Pattern sets load in index order, one onnxruntime session each; integer inputs (token ids) are drawn
-    below the model's ``vocab_size`` and symbolic dimensions get batch 1 and the artifact's ``seq_len``.
+    Pattern sets load in index order with the artifact's shared tables
+    (:meth:`OrtReconfigurableModel.from_artifact`); integer inputs (token ids) are drawn below the
+    model's ``vocab_size`` and symbolic dimensions get batch 1 and the artifact's ``seq_len``.
     """
     from devices.artifact import Artifact
 
     art = Artifact.open(path)
-    files = art.manifest["files"]
-    sets: list[PatternSet] = []
-    for entry in sorted(art.pattern_sets, key=lambda e: int(e["index"])):
-        member = str(entry["onnx"])
-        session = _session(art.read(member), threads, f"{path}:{member}")
-        sets.append(PatternSet(str(entry["name"]), path, str(files[member]["sha256"]), session))
-    if not sets:
+    if not art.pattern_sets:
         raise BadInputError(f"{path}: {MANIFEST}: field pattern_sets: no pattern sets")
+    runtime = OrtReconfigurableModel.from_artifact(art, threads)
+    files = art.manifest["files"]
+    members = [str(e["onnx"]) for e in sorted(art.pattern_sets, key=lambda e: int(e["index"]))]
     model_desc = art.manifest.get("model") or {}
     config = model_desc.get("config") or model_desc.get("hf_config") or {}
     vocab = int(config.get("vocab_size", 100))
@@ -265,9 +251,7 @@ def _load_rt3(path: Path, model_id: str, threads: int | None, t0: float) -> Load
             "shape": [d if isinstance(d, int) and d > 0 else (seq if i == 1 else 1) for i, d in enumerate(inp.shape)],
             "high": vocab,
         }
-        for inp in sets[0].session.get_inputs()
+        for inp in runtime.graph_inputs()
     }
-    inputs = _input_specs(sets[0].session, overrides, path)
-    return LoadedModel(
-        model_id=model_id, source=str(path), pattern_sets=sets, inputs=inputs, load_s=time.perf_counter() - t0
-    )
+    digests = [(path, str(files[m]["sha256"])) for m in members]
+    return _loaded(model_id, path, runtime, digests, overrides, path, t0)

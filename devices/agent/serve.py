@@ -71,7 +71,8 @@ def serve(
     from devices.agent.service import AgentService
     from devices.board import Board
     from devices.fake.kernel import FakeKernel
-    from devices.sysfs import FAKE_KERNEL_MARKER, open_sysfs
+    from devices.fake.marker import is_fake_tree
+    from devices.sysroot import open_sysfs
 
     if not is_loopback(host) and token_file is None:
         raise BadInputError(f"binding {host} exposes the board to the network: --token-file FILE is required")
@@ -79,7 +80,7 @@ def serve(
     token = load_or_create_token(token_file or sdir / "agent-token", out)
     if emulate:
         root = sysfs_root if str(sysfs_root) != "/" else sdir / "emulated" / Path(emulate).stem
-        if not (root / FAKE_KERNEL_MARKER).exists():
+        if not is_fake_tree(root):
             FakeKernel.create(root, emulate)
         sysfs_root = root
         board = board or emulate

@@ -26,6 +26,8 @@ from devices.agent.runner import LoadedModel, load_artifact
 from devices.board import Board
 from devices.errors import BadInputError, TestbedError
 from devices.guard import BoardGuard
+from devices.meters.empty import EmptyMeter
+from devices.meters.sampler import Sampler
 from devices.stats import percentile
 
 log = logging.getLogger("devices.agent")
@@ -55,7 +57,7 @@ class AgentService:
         self._board_lock = threading.RLock()
         cpus = sorted(c for p in board.profile.policies for c in p.cpus) if emulated else []
         self.activity = ActivityTracker(cpus) if emulated else None
-        self.sampler: Any = None
+        self.sampler = Sampler(EmptyMeter())  # the null meter ("no meter") unless start() opens meter_uri
         self._reaper: threading.Thread | None = None
         self._stop = threading.Event()
         self.started_unix_s = time.time()
@@ -78,9 +80,8 @@ class AgentService:
         self.started = True
         return self
 
-    def _open_sampler(self, uri: str) -> Any:
+    def _open_sampler(self, uri: str) -> Sampler:
         from devices.meters.registry import open_meter
-        from devices.meters.sampler import Sampler
 
         options: dict[str, Any] = {}
         if uri.startswith("model://") and self.activity is not None:
@@ -94,8 +95,7 @@ class AgentService:
             return []
         self.started = False
         self._stop.set()
-        if self.sampler is not None:
-            self.sampler.stop()
+        self.sampler.stop()
         with self._board_lock:
             restored: list[str] = []
             try:
@@ -125,7 +125,7 @@ class AgentService:
                 "api_version": AGENT_API_VERSION,
                 "profile": self.board.profile.name,
                 "levels": [lv.model_dump() for lv in self.board.profile.levels],
-                "meter": self.sampler.meter.info() if self.sampler is not None else None,
+                "meter": self.sampler.meter.info(),
                 "lease": lease.public(time.monotonic()) if lease else None,
                 "models": [m.describe() for m in self.models.values()],
                 "uptime_s": round(time.time() - self.started_unix_s, 3),
@@ -202,8 +202,7 @@ class AgentService:
             for _ in range(warmup):
                 self._one(model, factor)
             key = f"measure-{time.monotonic_ns()}"
-            if self.sampler is not None:
-                self.sampler.begin_window(key)
+            self.sampler.begin_window(key)
             latencies: list[float] = []
             misses = 0
             t0 = time.perf_counter()
@@ -219,13 +218,11 @@ class AgentService:
                     if deadline_ms is not None and response_ms > deadline_ms:
                         misses += 1
             except BaseException:
-                if self.sampler is not None:
-                    self.sampler.cancel_window(key)
+                self.sampler.cancel_window(key)
                 raise
             wall_s = time.perf_counter() - t0
-            energy: dict[str, Any] | None = None
-            if self.sampler is not None:
-                energy = self.sampler.end_window(key, subtract_idle=subtract_idle).to_dict()
+            window = self.sampler.end_window(key, subtract_idle=subtract_idle)
+            assert window is not None  # None only when cancelled
             after = self.board.snapshot()
         ordered = sorted(latencies)
         stats = {
@@ -239,7 +236,7 @@ class AgentService:
             "deadline_ms": deadline_ms,
             "deadline_misses": misses,
         }
-        e_j = energy.get("net_energy_j") or energy.get("energy_j") if energy else None
+        e_j = window.net_energy_j or window.energy_j  # None without a meter (EmptyMeter)
         throttled = any((snap.get("throttle") or {}).get("throttled_now", False) for snap in (before, after))
         freq_changed = before["frequencies"] != after["frequencies"]
         return {
@@ -247,7 +244,7 @@ class AgentService:
             "pattern_set": model.pattern_sets[model.active].name,
             "latency": stats,
             "latencies_ms": [round(x, 4) for x in latencies],
-            "energy": energy,
+            "energy": window.to_dict(),
             "energy_per_inference_j": (e_j / len(latencies)) if e_j is not None else None,
             "wall_s": wall_s,
             "emulated_slowdown": factor,
@@ -275,8 +272,6 @@ class AgentService:
                 self.activity.end()
 
     def power_samples(self, since_ns: int | None, limit: int) -> dict[str, Any]:
-        if self.sampler is None:
-            raise BadInputError("this agent has no meter (start it with --meter URI)")
         samples = [s for s in self.sampler.samples() if since_ns is None or s.t_ns > since_ns][:limit]
         return {
             "meter": self.sampler.meter.uri,

@@ -6,6 +6,9 @@ project's exceptions: 4xx → :class:`AgentRequestError` (exit 2 from the CLI), 
 :class:`AgentUnavailable` (exit 1). :meth:`AgentClient.lease` is a context manager that takes the
 lease, renews it in the background, and gives it back (restoring the board) at the end.
 
+Both implement the typed protocols of :mod:`testbed.agent.api` (:class:`AgentAPI`,
+:class:`AsyncAgentAPI`); type call sites with those. For several boards, see :mod:`testbed.agent.pool`.
+
 Use the async client to drive many boards at once::
 
     async with AsyncAgentClient(url_a, token) as a, AsyncAgentClient(url_b, token) as b:
@@ -15,15 +18,30 @@ Use the async client to drive many boards at once::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
 from devices.errors import BadInputError, HardwareError
+from testbed.agent.api import (
+    AgentAPI,
+    AgentInfo,
+    AsyncAgentAPI,
+    FrequencyResults,
+    LeaseInfo,
+    Measurement,
+    ModelInfo,
+    PowerSamples,
+    Released,
+    Restored,
+    SwitchResult,
+    Unloaded,
+)
 
 LEASE_HEADER = "X-Testbed-Lease"
 DEFAULT_TIMEOUT_S = 30.0
@@ -61,9 +79,16 @@ def read_token(token_file: Path | None) -> str:
     return token
 
 
-def _raise_for(resp: httpx.Response) -> Any:
+def _raise_for(resp: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a success answer; the project's exception for an error answer."""
     if resp.status_code < 400:
-        return resp.json()
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise AgentUnavailable(f"agent answered {resp.status_code} without a JSON object: {resp.text[:200]}")
+        return body
     try:
         body = resp.json()
         detail = body.get("detail", body) if isinstance(body, dict) else body
@@ -109,17 +134,19 @@ class Requests:
 
     @staticmethod
     def upload_model(data: bytes) -> Request:
-        import hashlib
-
         params = {"sha256": hashlib.sha256(data).hexdigest()}
         return "PUT", "/v1/models/upload", {"params": params, "content": data, "timeout": LONG_TIMEOUT_S}
+
+    @staticmethod
+    def unload_model(model_id: str) -> Request:
+        return "DELETE", f"/v1/models/{model_id}", {}
 
     @staticmethod
     def switch(model_id: str, pattern_set: str) -> Request:
         return "POST", f"/v1/models/{model_id}/switch", {"json": {"pattern_set": pattern_set}}
 
     @staticmethod
-    def measure(model_id: str, options: dict[str, Any]) -> Request:
+    def measure(model_id: str, options: dict[str, object]) -> Request:
         body = {"model_id": model_id, **{k: v for k, v in options.items() if v is not None}}
         return "POST", "/v1/measure", {"json": body, "timeout": LONG_TIMEOUT_S}
 
@@ -136,7 +163,7 @@ class Requests:
 
 
 class AgentClient:
-    """Blocking client for one agent."""
+    """Blocking client for one agent; implements :class:`~testbed.agent.api.AgentAPI`."""
 
     def __init__(self, url: str, token: str, timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = 3) -> None:
         self.url = url.rstrip("/")
@@ -164,21 +191,21 @@ class AgentClient:
             resp = self._http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:
             raise AgentUnavailable(f"cannot reach the agent at {self.url}: {exc}") from None
-        return dict(_raise_for(resp))
+        return _raise_for(resp)
 
-    def info(self) -> dict[str, Any]:
-        return self._call(Requests.info())
+    def info(self) -> AgentInfo:
+        return cast(AgentInfo, self._call(Requests.info()))
 
-    def acquire(self, holder: str, ttl_s: float = 60.0) -> dict[str, Any]:
-        data = self._call(Requests.acquire(holder, ttl_s))
+    def acquire(self, holder: str, ttl_s: float = 60.0) -> LeaseInfo:
+        data = cast(LeaseInfo, self._call(Requests.acquire(holder, ttl_s)))
         self.lease_id = str(data["lease_id"])
         return data
 
-    def renew(self, ttl_s: float | None = None) -> dict[str, Any]:
-        return self._call(Requests.renew(ttl_s))
+    def renew(self, ttl_s: float | None = None) -> LeaseInfo:
+        return cast(LeaseInfo, self._call(Requests.renew(ttl_s)))
 
-    def release(self) -> dict[str, Any]:
-        data = self._call(Requests.release())
+    def release(self) -> Released:
+        data = cast(Released, self._call(Requests.release()))
         self.lease_id = None
         return data
 
@@ -205,30 +232,48 @@ class AgentClient:
 
     def set_frequency(
         self, level: str | None = None, policy: str | None = None, freq_khz: int | None = None
-    ) -> dict[str, Any]:
-        return self._call(Requests.set_frequency(level, policy, freq_khz))
+    ) -> FrequencyResults:
+        return cast(FrequencyResults, self._call(Requests.set_frequency(level, policy, freq_khz)))
 
-    def load_model(self, path: str, sha256: str | None = None) -> dict[str, Any]:
-        return self._call(Requests.load_model(path, sha256))
+    def load_model(self, path: str, sha256: str | None = None) -> ModelInfo:
+        return cast(ModelInfo, self._call(Requests.load_model(path, sha256)))
 
-    def upload_model(self, path: Path) -> dict[str, Any]:
-        return self._call(Requests.upload_model(path.read_bytes()))
+    def upload_model(self, path: Path) -> ModelInfo:
+        return cast(ModelInfo, self._call(Requests.upload_model(path.read_bytes())))
 
-    def switch(self, model_id: str, pattern_set: str) -> dict[str, Any]:
-        return self._call(Requests.switch(model_id, pattern_set))
+    def unload_model(self, model_id: str) -> Unloaded:
+        return cast(Unloaded, self._call(Requests.unload_model(model_id)))
 
-    def measure(self, model_id: str, **options: Any) -> dict[str, Any]:
-        return self._call(Requests.measure(model_id, options))
+    def switch(self, model_id: str, pattern_set: str) -> SwitchResult:
+        return cast(SwitchResult, self._call(Requests.switch(model_id, pattern_set)))
 
-    def power_samples(self, since_ns: int | None = None, limit: int = 10_000) -> dict[str, Any]:
-        return self._call(Requests.power_samples(since_ns, limit))
+    def measure(
+        self,
+        model_id: str,
+        *,
+        inferences: int | None = None,
+        warmup: int | None = None,
+        period_ms: float | None = None,
+        deadline_ms: float | None = None,
+        pattern_set: str | None = None,
+        level: str | None = None,
+        subtract_idle: bool | None = None,
+    ) -> Measurement:
+        options: dict[str, object] = {
+            "inferences": inferences, "warmup": warmup, "period_ms": period_ms, "deadline_ms": deadline_ms,
+            "pattern_set": pattern_set, "level": level, "subtract_idle": subtract_idle,
+        }  # fmt: skip
+        return cast(Measurement, self._call(Requests.measure(model_id, options)))
 
-    def restore(self) -> dict[str, Any]:
-        return self._call(Requests.restore())
+    def power_samples(self, since_ns: int | None = None, limit: int = 10_000) -> PowerSamples:
+        return cast(PowerSamples, self._call(Requests.power_samples(since_ns, limit)))
+
+    def restore(self) -> Restored:
+        return cast(Restored, self._call(Requests.restore()))
 
 
 class AsyncAgentClient:
-    """The same API for asyncio code driving many agents concurrently."""
+    """The same API for asyncio code driving many agents concurrently (:class:`~testbed.agent.api.AsyncAgentAPI`)."""
 
     def __init__(self, url: str, token: str, timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = 3) -> None:
         self.url = url.rstrip("/")
@@ -240,11 +285,14 @@ class AsyncAgentClient:
             transport=httpx.AsyncHTTPTransport(retries=retries),
         )
 
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
     async def __aenter__(self) -> AsyncAgentClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._http.aclose()
+        await self.aclose()
 
     async def _call(self, request: Request) -> dict[str, Any]:
         method, path, kw = request
@@ -253,40 +301,67 @@ class AsyncAgentClient:
             resp = await self._http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:
             raise AgentUnavailable(f"cannot reach the agent at {self.url}: {exc}") from None
-        return dict(_raise_for(resp))
+        return _raise_for(resp)
 
-    async def info(self) -> dict[str, Any]:
-        return await self._call(Requests.info())
+    async def info(self) -> AgentInfo:
+        return cast(AgentInfo, await self._call(Requests.info()))
 
-    async def acquire(self, holder: str, ttl_s: float = 60.0) -> dict[str, Any]:
-        data = await self._call(Requests.acquire(holder, ttl_s))
+    async def acquire(self, holder: str, ttl_s: float = 60.0) -> LeaseInfo:
+        data = cast(LeaseInfo, await self._call(Requests.acquire(holder, ttl_s)))
         self.lease_id = str(data["lease_id"])
         return data
 
-    async def renew(self, ttl_s: float | None = None) -> dict[str, Any]:
-        return await self._call(Requests.renew(ttl_s))
+    async def renew(self, ttl_s: float | None = None) -> LeaseInfo:
+        return cast(LeaseInfo, await self._call(Requests.renew(ttl_s)))
 
-    async def release(self) -> dict[str, Any]:
-        data = await self._call(Requests.release())
+    async def release(self) -> Released:
+        data = cast(Released, await self._call(Requests.release()))
         self.lease_id = None
         return data
 
     async def set_frequency(
         self, level: str | None = None, policy: str | None = None, freq_khz: int | None = None
-    ) -> dict[str, Any]:
-        return await self._call(Requests.set_frequency(level, policy, freq_khz))
+    ) -> FrequencyResults:
+        return cast(FrequencyResults, await self._call(Requests.set_frequency(level, policy, freq_khz)))
 
-    async def load_model(self, path: str, sha256: str | None = None) -> dict[str, Any]:
-        return await self._call(Requests.load_model(path, sha256))
+    async def load_model(self, path: str, sha256: str | None = None) -> ModelInfo:
+        return cast(ModelInfo, await self._call(Requests.load_model(path, sha256)))
 
-    async def switch(self, model_id: str, pattern_set: str) -> dict[str, Any]:
-        return await self._call(Requests.switch(model_id, pattern_set))
+    async def upload_model(self, path: Path) -> ModelInfo:
+        return cast(ModelInfo, await self._call(Requests.upload_model(path.read_bytes())))
 
-    async def measure(self, model_id: str, **options: Any) -> dict[str, Any]:
-        return await self._call(Requests.measure(model_id, options))
+    async def unload_model(self, model_id: str) -> Unloaded:
+        return cast(Unloaded, await self._call(Requests.unload_model(model_id)))
 
-    async def power_samples(self, since_ns: int | None = None, limit: int = 10_000) -> dict[str, Any]:
-        return await self._call(Requests.power_samples(since_ns, limit))
+    async def switch(self, model_id: str, pattern_set: str) -> SwitchResult:
+        return cast(SwitchResult, await self._call(Requests.switch(model_id, pattern_set)))
 
-    async def restore(self) -> dict[str, Any]:
-        return await self._call(Requests.restore())
+    async def measure(
+        self,
+        model_id: str,
+        *,
+        inferences: int | None = None,
+        warmup: int | None = None,
+        period_ms: float | None = None,
+        deadline_ms: float | None = None,
+        pattern_set: str | None = None,
+        level: str | None = None,
+        subtract_idle: bool | None = None,
+    ) -> Measurement:
+        options: dict[str, object] = {
+            "inferences": inferences, "warmup": warmup, "period_ms": period_ms, "deadline_ms": deadline_ms,
+            "pattern_set": pattern_set, "level": level, "subtract_idle": subtract_idle,
+        }  # fmt: skip
+        return cast(Measurement, await self._call(Requests.measure(model_id, options)))
+
+    async def power_samples(self, since_ns: int | None = None, limit: int = 10_000) -> PowerSamples:
+        return cast(PowerSamples, await self._call(Requests.power_samples(since_ns, limit)))
+
+    async def restore(self) -> Restored:
+        return cast(Restored, await self._call(Requests.restore()))
+
+
+if TYPE_CHECKING:  # mypy proves both clients implement their protocol (signatures included)
+
+    def _implements(sync: AgentClient, asynchronous: AsyncAgentClient) -> tuple[AgentAPI, AsyncAgentAPI]:
+        return sync, asynchronous

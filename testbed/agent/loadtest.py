@@ -11,9 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from devices.stats import percentile
+from testbed.agent.api import AsyncAgentAPI
 from testbed.agent.client import AsyncAgentClient
 
 
@@ -44,7 +43,7 @@ class LoadResult:
         }
 
 
-async def _worker(client: AsyncAgentClient, n: int, info_every: int, out: LoadResult) -> None:
+async def _worker(client: AsyncAgentAPI, n: int, info_every: int, out: LoadResult) -> None:
     for i in range(n):
         t0 = time.perf_counter()
         try:
@@ -68,7 +67,7 @@ async def _run(url: str, token: str, clients: int, per_client: int, info_every: 
     finally:
         out.wall_s = time.perf_counter() - t0
         for c in conns:
-            await c.__aexit__()
+            await c.aclose()
     return out
 
 
@@ -82,14 +81,3 @@ def agent_rss_mb(pid: int) -> float:
     import psutil
 
     return float(psutil.Process(pid).memory_info().rss) / 2**20
-
-
-def wait_until_up(url: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)

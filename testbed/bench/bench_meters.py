@@ -61,6 +61,7 @@ def _rectangle(samples: list[Sample], t0: int, t1: int) -> float:
 
 def _case(samples: list[Sample], t0: int, t1: int, truth: float, resolution_j: float | None = None) -> dict[str, Any]:
     r = integrate(samples, t0, t1, counter_resolution_j=resolution_j)
+    assert r.energy_j is not None and r.trapezoid_energy_j is not None  # only the null meter has no energy
     trap_err = abs(r.trapezoid_energy_j - truth) / truth
     rect_err = abs(_rectangle(samples, t0, t1) - truth) / truth
     out: dict[str, Any] = {

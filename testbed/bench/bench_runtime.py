@@ -228,8 +228,8 @@ def _ort_latencies(model: Any, sets: list[dict[str, Any]], rounds: int, quick: b
         import onnxruntime as ort  # noqa: F401
     except ImportError:
         return {}
+    from devices.ort_runtime import OrtReconfigurableModel
     from testbed.rt3.export import export_onnx
-    from testbed.rt3.ort_runtime import OrtReconfigurableModel
     from testbed.rt3.packed_model import LogitsOnly, pack_model
 
     desc = {"family": "hf"}

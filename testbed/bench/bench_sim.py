@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from testbed.battery.cell import load_cell
-from testbed.experiment.battery_step import EcmBattery
+from testbed.battery.ecm import EcmBattery
+from testbed.battery.model import BatteryParams
+from testbed.experiment.assemble import build_simulation
 from testbed.experiment.config import parse_experiment
-from testbed.experiment.runner import build_simulation
 from testbed.runstore.manifest import base_manifest
 from testbed.runstore.store import RunStore
 
@@ -46,19 +47,19 @@ def _one(sim_s: float, model: str, workdir: Path) -> dict[str, Any]:
     sim = build_simulation(cfg, "rt3", store)
     if model == "ecm":  # a cell big enough for the whole window (4× an 18650)
         cell = load_cell("nmc-18650")
-        sim.battery = EcmBattery(dataclasses.replace(cell, capacity_ah=cell.capacity_ah * 4.0))
+        sim.battery = EcmBattery(BatteryParams(cell=dataclasses.replace(cell, capacity_ah=cell.capacity_ah * 4.0)))
     t0 = time.perf_counter()
     result = sim.run()
     store.close()
     wall = time.perf_counter() - t0
     return {
-        "sim_h": round(result["life_s"] / 3600.0, 3),
-        "inferences": result["inferences"],
+        "sim_h": round(result.life_s / 3600.0, 3),
+        "inferences": result.inferences,
         "wall_s": round(wall, 3),
-        "sim_over_wall": round(result["life_s"] / wall, 1),
+        "sim_over_wall": round(result.life_s / wall, 1),
         "goal_wall_s": GOAL_WALL_S * sim_s / 36000.0,
         "goal_met": wall <= GOAL_WALL_S * sim_s / 36000.0,
-        "end_reason": result["end_reason"],
+        "end_reason": result.end_reason,
     }
 
 

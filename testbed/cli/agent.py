@@ -14,10 +14,12 @@ The client commands read the token from ``--token-file`` or ``$TESTBED_AGENT_TOK
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from devices.meters.empty import has_energy
+from testbed.agent.api import Measurement
 from testbed.cli.common import JsonOpt, StateDirOpt, console, print_json, warn
 
 app = typer.Typer(help="Run the device agent on a board, or query and measure through one.", no_args_is_help=True)
@@ -119,7 +121,7 @@ def measure(
     _print_measurement(result)
 
 
-def _print_measurement(r: dict[str, Any]) -> None:
+def _print_measurement(r: Measurement) -> None:
     lat = r["latency"]
     console.print(
         f"pattern set {r['pattern_set']}: {lat['count']} inferences, p50 {lat['p50_ms']:.2f} ms, "
@@ -129,7 +131,9 @@ def _print_measurement(r: dict[str, Any]) -> None:
     if lat["deadline_ms"] is not None:
         console.print(f"deadline {lat['deadline_ms']} ms: {lat['deadline_misses']} misses", highlight=False)
     e = r.get("energy")
-    if e:
+    if e is None or not has_energy(e):  # the agent has no meter: its (EmptyMeter) window measured nothing
+        console.print("energy: not measured (the agent has no power meter; start it with --meter URI)", highlight=False)
+    else:
         console.print(
             f"energy {e['energy_j']:.4f} J over {e['duration_s']:.3f} s "
             f"({e['energy_method']}, {e['samples']} samples), "

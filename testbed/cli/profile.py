@@ -7,26 +7,30 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from devices.errors import BadInputError
 from testbed.cli.common import JsonOpt, console, print_json
 
+if TYPE_CHECKING:
+    from testbed.agent.pool import PooledAgent
+
 
 @contextlib.contextmanager
-def agent_session(agent: str | None, token_file: Path | None, emulate: str | None) -> Iterator[tuple[Any, bool]]:
-    """A leased :class:`AgentClient` to ``agent``, or to a fresh emulated agent; yields (client, local)."""
-    from testbed.agent.client import AgentClient, read_token
+def agent_session(agent: str | None, token_file: Path | None, emulate: str | None) -> Iterator[PooledAgent]:
+    """A leased agent at ``agent``, or at a fresh emulated agent (``emulate`` names its board profile)."""
+    from testbed.agent.client import read_token
+    from testbed.agent.pool import AgentEndpoint, AgentPool
 
     if (agent is None) == (emulate is None):
         raise BadInputError("give exactly one of --agent URL and --emulate PROFILE")
     if agent is not None:
-        with AgentClient(agent, read_token(token_file)) as client, client.lease("testbed-profile"):
-            yield client, agent.startswith(("http://127.0.0.1", "http://localhost"))
+        with AgentPool([AgentEndpoint(agent, read_token(token_file))], "testbed-profile") as pool:
+            yield pool.first()
         return
     from testbed.agent.launch import start_local_agent
 
@@ -34,21 +38,10 @@ def agent_session(agent: str | None, token_file: Path | None, emulate: str | Non
     with tempfile.TemporaryDirectory(prefix="testbed-profile-") as d:
         local = start_local_agent(Path(d), emulate)
         try:
-            with AgentClient(local.url, local.token) as client, client.lease("testbed-profile"):
-                yield client, True
+            with AgentPool([AgentEndpoint(local.url, local.token)], "testbed-profile") as pool:
+                yield pool.first()
         finally:
             local.stop()
-
-
-def load_on_agent(client: Any, artifact: Path, local: bool) -> dict[str, Any]:
-    """Load ``artifact`` on the agent: by path when it shares this file system, else by upload."""
-    if not artifact.exists():
-        raise BadInputError(f"{artifact}: no such artifact")
-    if local:
-        return dict(client.load_model(str(artifact.resolve())))
-    if artifact.is_dir():
-        raise BadInputError(f"{artifact}: a remote agent needs a single-file artifact (.rt3 or .onnx) to upload")
-    return dict(client.upload_model(artifact))
 
 
 def profile_cmd(
@@ -75,8 +68,10 @@ def profile_cmd(
 
         if artifact is not None:
             raise BadInputError("--sweep builds its own models; do not pass --artifact")
-        with agent_session(agent, token_file, emulate) as (client, local):
-            report = run_sweep(client, sweep, out, seed=seed, window_s=window_s, local=local, progress=_say(json_out))
+        with agent_session(agent, token_file, emulate) as board:
+            report = run_sweep(
+                board.agent, sweep, out, seed=seed, window_s=window_s, local=board.local, progress=_say(json_out)
+            )
         if json_out:
             print_json(report)
         else:
@@ -94,12 +89,14 @@ def profile_cmd(
         window_s=window_s, min_reps=min_reps, max_reps=max_reps, rel_ci=rel_ci,
         levels=tuple(levels.split(",")) if levels else None, pattern_sets=tuple(sets.split(",")) if sets else None,
     )  # fmt: skip
-    with agent_session(agent, token_file, emulate) as (client, local):
-        loaded = load_on_agent(client, artifact, local)
+    from testbed.agent.loading import load_on_agent
+
+    with agent_session(agent, token_file, emulate) as board:
+        loaded = load_on_agent(board.agent, artifact, board.local)
         names = [ps["name"] for ps in loaded["pattern_sets"]]
         say = _say(json_out)
         table = profile_through_agent(
-            client, loaded["model_id"], names, artifact_metadata(artifact), opts,
+            board.agent, loaded["model_id"], names, artifact_metadata(artifact), opts,
             progress=lambda lv, ps: say(f"measuring {ps} at {lv}"),
         )  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +109,7 @@ def profile_cmd(
         console.print(f"wrote {out}: {len(rows)} rows, {flagged} flagged throttled")
 
 
-def _say(quiet: bool) -> Any:
+def _say(quiet: bool) -> Callable[[str], None]:
     def say(msg: str) -> None:
         if not quiet:
             console.print(msg, highlight=False)

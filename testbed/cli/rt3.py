@@ -336,7 +336,7 @@ def run_cmd(
     switch: Callable[[int], float]
     infer: Callable[[], object]
     if backend == "ort":
-        from testbed.rt3.ort_runtime import OrtReconfigurableModel
+        from devices.ort_runtime import OrtReconfigurableModel
 
         ort_model = OrtReconfigurableModel.from_artifact(art, threads=threads)
         switch, infer = ort_model.switch, lambda: ort_model.run(feeds)

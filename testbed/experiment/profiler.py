@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from devices.errors import BadInputError
+from devices.meters.empty import require_energy
 from devices.stats import percentile
-from testbed.experiment.profile_table import ProfileRow, ProfileTable, build_table
+from testbed.agent.api import AgentAPI, Measurement
+from traces.profile import ProfileRow, ProfileTable, build_table
 
 #: Two-sided 95 % Student t quantiles by degrees of freedom (1…30); 1.96 beyond.
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -84,11 +86,11 @@ def artifact_metadata(path: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def _throttled(m: dict[str, Any]) -> bool:
+def _throttled(m: Measurement) -> bool:
     return bool(m.get("throttled_during")) or bool(m.get("frequency_changed_during"))
 
 
-def _temp_c(m: dict[str, Any]) -> float:
+def _temp_c(m: Measurement) -> float:
     """The hottest thermal-zone reading in a measurement's before/after snapshots (0 when none)."""
     temps = [
         float(v)
@@ -100,7 +102,7 @@ def _temp_c(m: dict[str, Any]) -> float:
 
 
 def measure_cell(
-    client: Any, model_id: str, level: str, pattern_set: str, opts: ProfileOptions
+    client: AgentAPI, model_id: str, level: str, pattern_set: str, opts: ProfileOptions
 ) -> tuple[dict[str, float], int, bool]:
     """Measure one (level, pattern set) to the confidence target; returns stats, repetitions, throttled."""
     pilot = client.measure(model_id, inferences=5, warmup=opts.warmup, level=level, pattern_set=pattern_set)
@@ -119,10 +121,11 @@ def measure_cell(
         reps += 1
         throttled |= _throttled(m)
         temp_c = max(temp_c, _temp_c(m))
-        e = m.get("energy") or {}
-        if m.get("energy_per_inference_j") is None or not e:
+        e = require_energy(m.get("energy"), "profile energy")
+        per_inference_j = m.get("energy_per_inference_j")
+        if per_inference_j is None:  # not reached: a window with energy has a per-inference share
             raise BadInputError("the agent has no power meter: cannot profile energy")
-        energies.append(float(m["energy_per_inference_j"]))
+        energies.append(float(per_inference_j))
         means_ms.append(float(m["latency"]["mean_ms"]))
         powers.append(float(e["mean_power_w"]))
         peaks.append(float(e["peak_power_w"]))
@@ -145,7 +148,7 @@ def measure_cell(
 
 
 def measure_idle(
-    client: Any, model_id: str, level: str, pattern_set: str, active: dict[str, float], opts: ProfileOptions
+    client: AgentAPI, model_id: str, level: str, pattern_set: str, active: dict[str, float], opts: ProfileOptions
 ) -> tuple[float, bool]:
     """Idle power at ``level`` from a low-duty window (see the module text); returns (W, throttled)."""
     lat_ms = active["latency_mean_ms"]
@@ -154,7 +157,7 @@ def measure_idle(
     m = client.measure(
         model_id, inferences=n, warmup=opts.warmup, level=level, pattern_set=pattern_set, period_ms=period_ms
     )
-    e = m["energy"]
+    e = require_energy(m["energy"], "profile idle power")
     busy_s = sum(m["latencies_ms"]) / 1000.0
     idle_s = float(e["duration_s"]) - busy_s
     if idle_s <= 0:
@@ -164,7 +167,7 @@ def measure_idle(
 
 
 def profile_through_agent(
-    client: Any,
+    client: AgentAPI,
     model_id: str,
     pattern_sets: list[str],
     meta: dict[str, dict[str, float]],

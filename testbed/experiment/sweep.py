@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from devices.errors import BadInputError
+from testbed.agent.api import AgentAPI
 
 LAYERS = (1, 2, 3, 4)
 HIDDEN = (64, 128, 192, 256)
@@ -217,13 +218,8 @@ def held_out_error(pred: Predictor, x: np.ndarray, ys: dict[str, np.ndarray]) ->
     return out
 
 
-def unload_model(client: Any, model_id: str) -> None:
-    """Unload a model (``DELETE /v1/models/{id}``): a thin adapter, :class:`AgentClient` has no method for it."""
-    client._call(("DELETE", f"/v1/models/{model_id}", {}))
-
-
 def run_sweep(
-    client: Any,
+    client: AgentAPI,
     n: int,
     out: Path,
     *,
@@ -251,7 +247,7 @@ def run_sweep(
             pilot = client.measure(loaded["model_id"], inferences=3, warmup=2, level=level)
             count = max(5, min(10_000, math.ceil(window_s * 1000.0 / max(pilot["latency"]["mean_ms"], 1e-3))))
             m = client.measure(loaded["model_id"], inferences=count, warmup=2, level=level)
-            unload_model(client, loaded["model_id"])
+            client.unload_model(loaded["model_id"])
             e = m.get("energy") or {}
             if m.get("energy_per_inference_j") is None:
                 raise BadInputError("the agent has no power meter: cannot sweep energy")

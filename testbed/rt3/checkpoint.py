@@ -23,7 +23,7 @@ from torch import nn
 
 from devices.errors import BadInputError
 from testbed.rt3.masking import Masks
-from testbed.rt3.models import HFSpec, LMConfig, TransformerLM, build_hf_classifier
+from testbed.rt3.models import HFSpec, LMConfig, TransformerLM
 from testbed.rt3.pp import LayerChoice, PatternSet, PatternSpace
 
 STAGES = ("dense", "bp", "pp")
@@ -136,9 +136,3 @@ class Checkpoint:
             space=space,
             sets=sets,
         )
-
-
-def build_classifier_from_spec(spec: HFSpec) -> tuple[nn.Module, dict[str, Any]]:
-    """An HF classifier and its description (helper for the CLI)."""
-    model = build_hf_classifier(spec)
-    return model, model_description(model, spec)

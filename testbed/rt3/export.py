@@ -70,7 +70,7 @@ def build_artifact(
     """Write the artifact of a PP checkpoint: every pattern set packed and exported, plus metadata.
 
     ``share_tables``: store the lookup tables common to all sets once (``shared_inputs``); a loader must then
-    feed them as graph inputs (:class:`~testbed.rt3.ort_runtime.OrtReconfigurableModel` does). Off by default
+    feed them as graph inputs (:class:`~devices.ort_runtime.OrtReconfigurableModel` does). Off by default
     so that every ``sets/<k>.onnx`` stays self-contained for loaders that feed token inputs only.
     """
     if not ckpt.sets:

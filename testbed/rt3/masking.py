@@ -50,12 +50,6 @@ def apply_masks_(model: nn.Module, masks: Mapping[str, Tensor]) -> None:
         params[name].mul_(mask.to(params[name].dtype))
 
 
-def union(mask_sets: list[Masks]) -> Masks:
-    """Element-wise OR of several mask sets over the names they share."""
-    names = set.intersection(*(set(m) for m in mask_sets)) if mask_sets else set()
-    return {n: torch.stack([m[n] for m in mask_sets]).any(0) for n in sorted(names)}
-
-
 def density(masks: Mapping[str, Tensor]) -> float:
     """Fraction of kept weights over all masked tensors (1.0 for an empty mask set)."""
     total = sum(m.numel() for m in masks.values())
@@ -67,9 +61,3 @@ def density(masks: Mapping[str, Tensor]) -> float:
 def sparsity(masks: Mapping[str, Tensor]) -> float:
     """Fraction of removed weights over all masked tensors."""
     return 1.0 - density(masks)
-
-
-def full_masks(model: nn.Module, names: list[str]) -> Masks:
-    """All-True masks for ``names`` (the dense model expressed as a mask set)."""
-    params = dict(model.named_parameters())
-    return {n: torch.ones_like(params[n], dtype=torch.bool) for n in names}

@@ -37,7 +37,6 @@ class ReconfigurableModel:
         self._lock = threading.Lock()
         self._index = 0
         self._active = self.variants[0]
-        self.switch_log_ms: list[float] = []
 
     @classmethod
     def from_backbone(
@@ -70,9 +69,7 @@ class ReconfigurableModel:
         with self._lock:
             self._active = self.variants[k]
             self._index = k
-        dt_ms = (time.perf_counter_ns() - t0) / 1e6
-        self.switch_log_ms.append(dt_ms)
-        return dt_ms
+        return (time.perf_counter_ns() - t0) / 1e6
 
     def __call__(self, *args: Tensor, **kwargs: Any) -> Tensor:
         model = self._active  # one read: the whole forward uses this variant

@@ -107,9 +107,9 @@ class PatternSearchAPI:
         if backend == "torch":
             run = partial(packed, *inputs)
         elif backend == "ort":
+            from devices.ort_runtime import OrtReconfigurableModel
             from testbed.rt3.checkpoint import model_description
             from testbed.rt3.export import example_inputs, export_onnx
-            from testbed.rt3.ort_runtime import OrtReconfigurableModel
 
             desc = model_description(self.model)
             names, _ = example_inputs(desc)

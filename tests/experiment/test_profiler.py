@@ -16,9 +16,9 @@ from devices.agent.runner import sha256_file
 from devices.fake.kernel import FakeKernel
 from testbed.agent.client import AgentClient
 from testbed.agent.launch import start_local_agent
-from testbed.experiment.profile_table import load_profile_table
 from testbed.experiment.profiler import ProfileOptions, artifact_metadata, profile_through_agent, rel_half_width, t95
 from tests.agent.conftest import write_mlp_onnx
+from traces.profile import load_profile_table
 
 
 def _artifact(d: Path) -> Path:

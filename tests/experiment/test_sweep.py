@@ -37,11 +37,11 @@ def test_sampled_configs_are_valid() -> None:
 
 
 def test_encoder_graph_runs_with_the_expected_shape(tmp_path: Path) -> None:
-    import onnxruntime as ort
+    from devices.ort_runtime import create_session
 
     cfg = ModelConfig(layers=2, hidden=64, heads=4, ffn=128)
     path = write_encoder_onnx(cfg, tmp_path / "m.onnx")
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = create_session(path)
     x = np.random.default_rng(0).standard_normal((SEQ_LEN, 64)).astype(np.float32)
     (y,) = sess.run(None, {"x": x})
     assert y.shape == (SEQ_LEN, 64) and np.isfinite(y).all()

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from devices.errors import BadInputError
+from devices.ort_runtime import OrtReconfigurableModel
 from testbed.rt3.artifact import Artifact
 from testbed.rt3.checkpoint import Checkpoint, model_description
 from testbed.rt3.export import build_artifact, load_torch
 from testbed.rt3.masking import masked_call
-from testbed.rt3.ort_runtime import OrtReconfigurableModel
 from testbed.rt3.runtime import ReconfigurableModel
 
 from .conftest import DATA, Pipeline
@@ -162,13 +162,13 @@ def test_lookup_tables_are_stored_once(artifact: Path) -> None:
 
 
 def test_default_artifact_graphs_are_self_contained(plain_artifact: Path, pipeline: Pipeline) -> None:
-    import onnxruntime as ort
+    from devices.ort_runtime import create_session
 
     art = Artifact.open(plain_artifact)
     assert art.manifest["shared_inputs"] == [] and art.manifest["model"]["seq_len"] == 11
     x = np.zeros((1, 11), dtype=np.int64)
     for k, s in enumerate(art.pattern_sets):
-        session = ort.InferenceSession(art.read(s["onnx"]), providers=["CPUExecutionProvider"])
+        session = create_session(art.read(s["onnx"]))
         assert [i.name for i in session.get_inputs()] == ["tokens"]  # token ids are the only input
         with torch.no_grad():
             ref = masked_call(pipeline.model, pipeline.sets[k].masks, torch.from_numpy(x)).numpy()
@@ -194,7 +194,7 @@ def test_board_side_loads_and_runs_without_torch(artifact: Path) -> None:
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "import numpy as np\n"
-        "from testbed.rt3.ort_runtime import OrtReconfigurableModel\n"
+        "from devices.ort_runtime import OrtReconfigurableModel\n"
         f"m = OrtReconfigurableModel.from_artifact({str(artifact)!r})\n"
         "m.switch(2)\n"
         "out = m.run({'tokens': np.zeros((1, 5), dtype=np.int64)})\n"
@@ -203,3 +203,17 @@ def test_board_side_loads_and_runs_without_torch(artifact: Path) -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "(1, 5," in res.stdout
+
+
+def test_the_agent_loads_an_artifact_with_its_shared_tables(artifact: Path) -> None:
+    from devices.agent.runner import load_artifact
+
+    model = load_artifact(artifact, "m1", threads=1)
+    assert [s.name for s in model.inputs] == ["tokens"]  # the shared table is fed by the runtime, not drawn
+    ref = OrtReconfigurableModel.from_artifact(artifact)
+    feeds = model.feeds()
+    for k in range(ref.k):
+        model.switch(k)
+        ref.switch(k)
+        np.testing.assert_array_equal(model.runtime.run(feeds), ref.run(feeds))
+    assert model.infer() > 0

@@ -62,7 +62,7 @@ def run_cmd(
             bar.update(t, completed=1.0)
     run_dir = resume if resume is not None else out
     if json_out:
-        print_json({"run": str(run_dir), "results": results})
+        print_json({"run": str(run_dir), "results": {s: r.to_dict() for s, r in results.items()}})
         return
     from rich.table import Table
 
@@ -71,8 +71,8 @@ def run_cmd(
         table.add_column(col, justify="right" if col not in ("strategy", "end") else "left")
     for s, r in results.items():
         table.add_row(
-            s, f"{r['life_h']:.3f}", str(r["inferences"]), str(r["deadline_misses"]),
-            f"{r['accuracy_time_weighted']:.4f}", str(r["switches"]), str(r["end_reason"]),
+            s, f"{r.life_h:.3f}", str(r.inferences), str(r.deadline_misses),
+            f"{r.accuracy_time_weighted:.4f}", str(r.switches), r.end_reason,
         )  # fmt: skip
     console.print(table)
     console.print(f"run store: {run_dir}")

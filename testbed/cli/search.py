@@ -9,13 +9,13 @@ Form relied on by scripts and docs::
 
 CKPT is a checkpoint with BP masks (``testbed rt3 prune bp``). DIR receives ``run.sqlite`` (the search log in the
 run store's ``log`` table), ``search_state.pt`` (checkpoint for ``--resume``), ``search_config.json``,
-``best.json`` and ``best.rt3`` (the best pattern sets as a runtime artifact). Without ``--profile`` latency is
-RT3's op-count PREDICTION, not a measurement. torch is imported inside the command only.
+``summary.json``, ``best.json`` and ``best.rt3`` (the best pattern sets as a runtime artifact); the run itself is
+:func:`testbed.search.runner.search_run`. Without ``--profile`` latency is RT3's op-count PREDICTION, not a
+measurement. torch is imported inside the command only.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,8 +23,6 @@ import typer
 
 from devices.errors import BadInputError
 from testbed.cli.common import JsonOpt, console, print_json
-
-CONFIG_FILE = "search_config.json"
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
@@ -92,27 +90,14 @@ def search(
     """Search one pattern set per DVFS level that meets its deadline, keeps accuracy and maximises battery life."""
     import torch
 
-    from testbed.rt3.checkpoint import Checkpoint
-    from testbed.runstore import RunStore
-    from testbed.runstore.manifest import base_manifest
-    from testbed.search.artifact import write_best_artifact
-    from testbed.search.latency import ProfileLatency
-    from testbed.search.problem import SearchConfig, build_problem, make_searcher
-    from testbed.search.runner import run_search
+    from testbed.search.problem import SearchConfig
+    from testbed.search.runner import search_run
 
     if threads < 1:
         raise BadInputError(f"--threads must be ≥ 1, got {threads}")
     torch.set_num_threads(threads)
-    cfg_path = out / CONFIG_FILE
-    if resume:
-        if not cfg_path.is_file():
-            raise BadInputError(f"{cfg_path}: nothing to resume (no search configuration in --out)")
-        stored = json.loads(cfg_path.read_text())
-        cfg = SearchConfig.from_dict({**stored["config"], "budget": budget or stored["config"]["budget"]})
-        ckpt = Path(stored["checkpoint"])
-    else:
-        if cfg_path.exists():
-            raise BadInputError(f"{cfg_path} exists; use --resume or another --out directory")
+    cfg = None
+    if not resume:
         cfg = SearchConfig(
             algo=algo,
             budget=budget or 100,
@@ -132,70 +117,13 @@ def search(
             rl={"lr": lr, "entropy_weight": entropy},
             final_finetune_steps=final_finetune_steps,
         )
-    problem = build_problem(Checkpoint.load(ckpt), cfg)
-    searcher = make_searcher(cfg, problem.space)
-    if resume:
-        store = RunStore.open(out)
-    else:
-        manifest = base_manifest({"search": cfg.to_dict(), "checkpoint": str(ckpt)}, "search", cfg.seed)
-        board = problem.latency.table.meta.get("board") if isinstance(problem.latency, ProfileLatency) else None
-        manifest.update(
-            board=board or "none (op-count model)",
-            governor="n/a (search)",
-            meter="n/a (search)",
-            clock_offsets={},
-            latency_source=problem.latency.source,
-            level_names=problem.latency.level_names,
-            deadlines_ms=problem.evaluator.deadlines_ms,
-            reward=problem.reward.to_dict(),
-            decisions=[[d.name, d.n_options] for d in problem.space.decisions],
-        )
-        store = RunStore.create(out, manifest)
-        cfg_path.write_text(json.dumps({"checkpoint": str(Path(ckpt).resolve()), "config": cfg.to_dict()}, indent=2))
-    with store:
-        store.begin_phase(f"search {cfg.algo}")
-        result = run_search(searcher, problem.evaluator, cfg.budget, out, store, resume=resume, progress=progress)
-        store.end_phase(f"search {cfg.algo}")
-        summary = _summary(result.to_dict(), problem)
-        store.set_result(f"search:{cfg.algo}", summary)
-    (out / "best.json").write_text(json.dumps(summary, indent=2))
-    if artifact:
-        path = write_best_artifact(problem, result.best, out / "best.rt3", cfg.final_finetune_steps, cfg.seed)
-        summary["artifact"] = str(path)
+    done = search_run(
+        out, ckpt=ckpt, cfg=cfg, resume=resume, budget=budget, progress=progress, artifact=artifact
+    )  # fmt: skip
+    summary = done.summary.to_dict()
+    if done.artifact is not None:
+        summary["artifact"] = str(done.artifact)
     _print(summary, json_out)
-
-
-def _summary(result: dict[str, Any], problem: Any) -> dict[str, Any]:
-    best = result["best"]
-    names = problem.latency.level_names
-    per_level = [
-        {
-            "level": names[k],
-            "sparsity": best["sparsity"][k],
-            "accuracy": best["accuracy"][k],
-            "latency_ms": best["latency_ms"][k],
-            "deadline_latency_ms": best["deadline_latency_ms"][k],
-            "deadline_ms": problem.evaluator.deadlines_ms[k],
-            "deadline_met": best["terms"]["deadline_met"][k],
-            "runs": best["terms"]["runs_per_level"][k],
-        }
-        for k in range(len(names))
-    ]
-    return {
-        "algo": result["algo"],
-        "reward": best["terms"]["reward"],
-        "terms": best["terms"],
-        "candidate": best["candidate"],
-        "levels": per_level,
-        "all_deadlines_met": all(r["deadline_met"] for r in per_level),
-        "latency_source": problem.latency.source,
-        "evaluations": result["evaluations"],
-        "proposals": result["proposals"],
-        "memo_hits": result["memo_hits"],
-        "wall_s": result["wall_s"],
-        "stopped": result["stopped"],
-        "curve": result["curve"],
-    }
 
 
 def _print(summary: dict[str, Any], json_out: bool) -> None:

@@ -1,4 +1,4 @@
-"""``hil`` mode: the experiment through a device agent, in real time or time-compressed.
+"""``hil`` mode: the experiment through device agents, in real time or time-compressed.
 
 Real time (``hil.compress = false``): for each strategy, repeatedly: the policy reads the stepped
 battery's state of charge, the strategy's plan (from the configured profile table) picks the level and
@@ -8,18 +8,22 @@ drives the battery over the window's measured duration; every latency becomes an
 window a power-sample row (flagged when the agent saw throttling or a frequency change). The run ends
 when the battery does, so use a small battery (``energy_j`` of tens of joules). A battery that ends inside
 a window keeps the window's first inferences pro rata to the time it sustained. Request traces are
-sim-only (real time needs ``requests.period_ms``).
+sim-only (real time needs ``requests.period_ms``). The strategies are dealt round-robin to the boards
+of an :class:`~testbed.agent.pool.AgentPool`, which run concurrently (one thread and one run-store
+connection each; each board runs its strategies one after another).
 
 Time-compressed (``hil.compress = true``): each (level, pattern set) cell the strategies can use is
-measured to steady state through the agent (:mod:`testbed.experiment.profiler`: active energy,
+measured to steady state through the first agent (:mod:`testbed.experiment.profiler`: active energy,
 latency percentiles, idle power), the plan is made from these measurements, and the event-driven
 simulator extrapolates the whole discharge. The extrapolation error is stated two ways: the 95 %
 confidence half-width of each cell's energy (which bounds the life's statistical error), and a
 validation window per level at the real request period whose measured energy is compared with what
 the steady-state model predicts for it.
 
+The store, resume, manifest and summary are the run executor's (:mod:`testbed.runstore.executor`).
+
 Failure modes: agent errors propagate; :class:`BadInputError` when the artifact lacks a pattern set
-the profile names, or the configuration has no agents.
+the profile names, or the configuration has no agents; :class:`HardwareError` when an agent has no meter.
 """
 
 from __future__ import annotations
@@ -27,41 +31,68 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from devices.errors import BadInputError
+from devices.errors import BadInputError, HardwareError
+from devices.meters.empty import has_energy
+from testbed.agent.api import AgentAPI, AgentInfo, Measurement
+from testbed.agent.client import read_token
+from testbed.agent.loading import load_on_agent
+from testbed.agent.pool import AgentPool, PooledAgent
+from testbed.experiment.assemble import StrategyParts, build_simulation, config_json, load_table, strategy_parts
 from testbed.experiment.config import ExperimentConfig
-from testbed.experiment.policy import Policy, make_policy
-from testbed.experiment.profile_table import ProfileTable
-from testbed.experiment.strategy import Plan, make_plan
-from testbed.runstore.manifest import base_manifest
+from testbed.experiment.policy import make_policy
+from testbed.experiment.profiler import ProfileOptions, artifact_metadata, profile_through_agent
+from testbed.experiment.simulate import time_weighted_accuracy
+from testbed.experiment.strategy import Plan
+from testbed.runstore.executor import ProgressFn, RunDescription, RunExecutor, UnitContext
+from testbed.runstore.results import Extrapolation, StrategyResult
 from testbed.runstore.store import RunStore
+from traces.profile import ProfileTable
 
 
-def _client(cfg: ExperimentConfig, url: str) -> Any:
-    from testbed.agent.client import AgentClient, read_token
+@dataclass(frozen=True)
+class ValidationWindow:
+    """One level's validation window of a compressed run: the energy (J) the steady-state model predicts for a
+    window at the real request period, the energy measured, and their relative difference."""
 
-    token_file = cfg.resolve(cfg.board.token_file)
-    return AgentClient(url, read_token(Path(token_file) if token_file else None))
+    pattern_set: str
+    predicted_j: float
+    measured_j: float
+
+    @property
+    def rel_error(self) -> float:
+        return abs(self.predicted_j - self.measured_j) / self.measured_j if self.measured_j else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pattern_set": self.pattern_set, "predicted_j": self.predicted_j, "measured_j": self.measured_j,
+                "rel_error": self.rel_error}  # fmt: skip
 
 
-def _load(client: Any, cfg: ExperimentConfig, url: str) -> dict[str, Any]:
-    from testbed.cli.profile import load_on_agent
+#: The validation windows of a compressed run, per level.
+Validation = dict[str, ValidationWindow]
 
-    path = Path(cfg.resolve(cfg.artifact.path) or "")
-    return load_on_agent(client, path, url.startswith(("http://127.0.0.1", "http://localhost")))
+
+def _window_energy(m: Measurement, url: str) -> tuple[float, float]:
+    """(duration_s, energy_j) of a measurement window; :class:`HardwareError` when the agent has no meter."""
+    e = m["energy"]
+    if e is None or not has_energy(e):  # an agent without a meter answers with EmptyMeter windows
+        raise HardwareError(f"{url}: the agent has no power meter; hil mode needs measured energy")
+    return float(e["duration_s"]), float(e["energy_j"])
 
 
 class RealTimeRun:
-    """One strategy in real time through the agent (see the module text); resumable like a Simulation."""
+    """One strategy in real time through one agent (see the module text); resumable like a Simulation."""
 
     def __init__(
-        self, strategy: str, plan: Plan, policy: Policy, battery: Any, client: Any, model_id: str,
-        cfg: ExperimentConfig, table: ProfileTable, store: RunStore | None,
+        self, strategy: str, parts: StrategyParts, agent: AgentAPI, model_id: str, cfg: ExperimentConfig,
+        table: ProfileTable, store: RunStore | None,
     ) -> None:  # fmt: skip
-        self.strategy, self.plan, self.policy, self.battery = strategy, plan, policy, battery
-        self.client, self.model_id, self.cfg, self.table, self.store = client, model_id, cfg, table, store
+        self.strategy, self.plan, self.policy, self.battery = strategy, parts.plan, parts.policy, parts.battery
+        self.agent, self.model_id, self.cfg, self.table, self.store = agent, model_id, cfg, table, store
         self.t = 0.0
         self.seq = 0
         self.level: str | None = None
@@ -84,7 +115,7 @@ class RealTimeRun:
         self.battery.restore(s["battery"])
         self.policy.restore(s["policy"])
 
-    def run(self, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    def run(self, progress: Callable[[float], None] | None = None) -> StrategyResult:
         cfg, store = self.cfg, self.store
         period_ms = cfg.requests.period_ms
         if period_ms is None:
@@ -101,18 +132,15 @@ class RealTimeRun:
             if ps != self.pset:
                 if self.pset is not None:
                     self.switches += 1
-                    sw = self.client.switch(self.model_id, ps)
+                    sw = self.agent.switch(self.model_id, ps)
                     if store is not None:
-                        store.add(
-                            "switches", (self.strategy, self.t, self.pset, ps, float(sw.get("switch_ms", 0.0)), 0.0)
-                        )
+                        store.add("switches", (self.strategy, self.t, self.pset, ps, float(sw["switch_ms"]), 0.0))
                 self.pset = ps
-            m = self.client.measure(
+            m = self.agent.measure(
                 self.model_id, inferences=n, warmup=0, period_ms=period_ms,
                 deadline_ms=cfg.requests.deadline_ms, level=lv, pattern_set=ps,
             )  # fmt: skip
-            e = m["energy"]
-            dur, energy = float(e["duration_s"]), float(e["energy_j"])
+            dur, energy = _window_energy(m, self.agent.url)
             power = energy / dur if dur > 0 else 0.0
             got = self.battery.step(power, dur)
             frac = got / dur if dur > 0 else 1.0
@@ -141,211 +169,167 @@ class RealTimeRun:
             if progress is not None:
                 progress(1.0 - self.battery.soc)
             if self.battery.ended:
-                self.end_reason = self.battery.end_reason
+                self.end_reason = self.battery.end_reason or "ended"
             elif cfg.requests.max_duration_s is not None and self.t >= cfg.requests.max_duration_s:
                 self.end_reason = "duration_cap"
-        total = sum(self.time_at_set.values())
-        acc = sum(self.table.accuracy(s) * t for s, t in self.time_at_set.items()) / total if total else math.nan
-        return {
-            "strategy": self.strategy, "life_s": self.t, "life_h": self.t / 3600.0, "inferences": self.inferences,
-            "deadline_misses": self.misses, "miss_rate": self.misses / self.inferences if self.inferences else 0.0,
-            "accuracy_time_weighted": acc, "switches": self.switches, "level_changes": self.level_changes,
-            "load_energy_j": self.battery.load_energy_j, "soc_end": self.battery.soc, "end_reason": self.end_reason,
-            "time_at_level_s": dict(self.time_at_level), "time_at_set_s": dict(self.time_at_set),
-            "throttled_windows": self.throttled_windows, "wall_s": time.perf_counter() - wall0, "compressed": False,
-        }  # fmt: skip
+        return StrategyResult.from_counts(
+            self.strategy, life_s=self.t, inferences=self.inferences, deadline_misses=self.misses,
+            accuracy_time_weighted=time_weighted_accuracy(self.table, self.time_at_set), switches=self.switches,
+            level_changes=self.level_changes, load_energy_j=self.battery.load_energy_j, soc_end=self.battery.soc,
+            end_reason=self.end_reason, time_at_level_s=self.time_at_level, time_at_set_s=self.time_at_set,
+            wall_s=time.perf_counter() - wall0, throttled_windows=self.throttled_windows, compressed=False,
+        )  # fmt: skip
 
 
 def measure_cells(
-    client: Any, model_id: str, cfg: ExperimentConfig, levels: list[str], sets: list[str], names: list[str]
-) -> tuple[ProfileTable, dict[str, dict[str, Any]]]:
+    agent: AgentAPI, model_id: str, cfg: ExperimentConfig, levels: list[str], sets: list[str], names: list[str]
+) -> tuple[ProfileTable, Validation]:
     """Steady state of every (level, set) through the agent, and each level's validation window."""
-    from testbed.experiment.profiler import ProfileOptions, artifact_metadata, profile_through_agent
-
     opts = ProfileOptions(
         window_s=max(0.2, cfg.hil.inferences_per_level * (cfg.requests.period_ms or 100.0) / 1000.0 / 10.0),
         warmup=cfg.hil.warmup, min_reps=2, max_reps=5, rel_ci=0.05, levels=tuple(levels), pattern_sets=tuple(sets),
     )  # fmt: skip
-    meta = artifact_metadata(Path(cfg.resolve(cfg.artifact.path) or ""))
-    table = profile_through_agent(client, model_id, names, meta, opts)
+    assert cfg.artifact.path is not None
+    table = profile_through_agent(agent, model_id, names, artifact_metadata(Path(cfg.artifact.path)), opts)
     period_ms = cfg.requests.period_ms or 100.0
-    validation: dict[str, dict[str, Any]] = {}
+    validation: Validation = {}
     for lv in levels:
         ps = sets[0]
         row = table.get(ps, lv)
-        m = client.measure(model_id, inferences=cfg.hil.inferences_per_level, warmup=0, period_ms=period_ms,
-                           level=lv, pattern_set=ps)  # fmt: skip
-        e = m["energy"]
+        m = agent.measure(model_id, inferences=cfg.hil.inferences_per_level, warmup=0, period_ms=period_ms,
+                          level=lv, pattern_set=ps)  # fmt: skip
+        duration_s, measured = _window_energy(m, agent.url)
         busy_s = sum(m["latencies_ms"]) / 1000.0
         n = len(m["latencies_ms"])
-        predicted = n * row.energy_per_inference_j + row.idle_power_w * max(float(e["duration_s"]) - busy_s, 0.0)
-        measured = float(e["energy_j"])
-        validation[lv] = {"pattern_set": ps, "predicted_j": predicted, "measured_j": measured,
-                          "rel_error": abs(predicted - measured) / measured if measured else math.inf}  # fmt: skip
+        predicted = n * row.energy_per_inference_j + row.idle_power_w * max(duration_s - busy_s, 0.0)
+        validation[lv] = ValidationWindow(ps, predicted, measured)
     return table, validation
+
+
+def describe_hil(cfg: ExperimentConfig, info: AgentInfo) -> RunDescription:
+    """A hil run's manifest entries, from the first agent's description of its board."""
+    pol = (info.get("policies") or [{}])[0]
+    return RunDescription(
+        config=config_json(cfg),
+        fidelity="hardware-in-the-loop" + (" (emulated board)" if info.get("emulated") else ""),
+        seed=cfg.seed,
+        board=info.get("profile") or info.get("board"),
+        governor=pol.get("governor"),
+        meter=(info.get("meter") or {}).get("uri"),
+        clock_offsets={"agents": cfg.board.agents, "note": "device time = summed agent window durations"},
+        extra={"board_root": info.get("sysfs_root"), "agent_version": info.get("agent_version"),
+               "compressed": cfg.hil.compress},
+    )  # fmt: skip
+
+
+def _load(pa: PooledAgent, cfg: ExperimentConfig) -> tuple[str, list[str]]:
+    """Load the artifact on one agent: its model id and pattern-set names."""
+    assert cfg.artifact.path is not None
+    loaded = load_on_agent(pa.agent, Path(cfg.artifact.path), pa.local)
+    return loaded["model_id"], [p["name"] for p in loaded["pattern_sets"]]
+
+
+def _pool(cfg: ExperimentConfig) -> AgentPool:
+    token_file = cfg.board.token_file
+    token = read_token(Path(token_file) if token_file else None)
+    return AgentPool.from_urls(cfg.board.agents, token, f"testbed-run-{cfg.name}")
 
 
 def run_hil(
     cfg: ExperimentConfig,
     out_dir: Path | None,
     resume_dir: Path | None,
-    progress: Callable[[str, float], None] | None = None,
+    progress: ProgressFn | None = None,
     on_start: Callable[[str], None] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Run every strategy of ``cfg`` through its agents (see the module text).
-
-    Setup (and, when compressed, the steady-state measurements) uses the first agent. In real time the
-    strategies are dealt round-robin to the agents, which run concurrently, one thread and one run-store
-    connection each; each agent runs its strategies one after another.
-    """
-    import json
-    from concurrent.futures import ThreadPoolExecutor
-
-    from testbed.experiment.profile_table import load_profile_table
-    from testbed.experiment.runner import commit_interval_s
-
-    table = load_profile_table(cfg.resolve(cfg.profile.table) or cfg.profile.table)
-    url0 = cfg.board.agents[0]
-    client = _client(cfg, url0)
-    with client, client.lease(f"testbed-run-{cfg.name}"):
-        info = client.info()
-        loaded = _load(client, cfg, url0)
-        names = [p["name"] for p in loaded["pattern_sets"]]
-        missing = sorted(set(table.pattern_sets) - set(names))
-        if missing:
-            raise BadInputError(f"the artifact lacks pattern set(s) {', '.join(missing)} that the profile names")
-        store = _open_store(cfg, info, out_dir, resume_dir, commit_interval_s())
-        try:
-            store.begin_phase("setup")
-            measured: ProfileTable | None = None
-            validation: dict[str, dict[str, Any]] = {}
-            if cfg.hil.compress:
-                policy0 = make_policy(cfg.policy, table, cfg.resolve(cfg.policy.trace))
-                levels = policy0.levels_used() if cfg.policy.kind != "governor" else table.levels
-                measured, validation = measure_cells(client, loaded["model_id"], cfg, levels, table.pattern_sets, names)
-                store.set_manifest("hil_steady_state", {"table": measured.to_csv(), "validation": validation})
-            store.end_phase("setup")
-        except BaseException:
-            store.close()
-            raise
+) -> dict[str, StrategyResult]:
+    """Run every strategy of ``cfg`` through its agents (see the module text); results per strategy."""
+    table = load_table(cfg)
+    measured: ProfileTable | None = None
+    validation: Validation = {}
+    run: RunExecutor | None = None
     try:
-        todo = [s for s in cfg.strategies if s not in store.results()]
-        if measured is not None:
-            for strategy in todo:
-                _run_strategy(cfg, strategy, store, measured, None, None, progress, on_start, validation)
-        else:
-            deal: dict[str, list[str]] = {}
-            for k, strategy in enumerate(todo):
-                deal.setdefault(cfg.board.agents[k % len(cfg.board.agents)], []).append(strategy)
-
-            def worker(url: str, strategies: list[str]) -> None:
-                own = RunStore.open(store.path, commit_interval_s())
-                try:
-                    with _client(cfg, url) as c, c.lease(f"testbed-run-{cfg.name}"):
-                        model_id = _load(c, cfg, url)["model_id"]
-                        for strategy in strategies:
-                            _run_strategy(cfg, strategy, own, table, c, model_id, progress, on_start, {})
-                finally:
-                    own.close()
-
-            with ThreadPoolExecutor(max_workers=max(1, len(deal))) as pool:
-                for future in [pool.submit(worker, url, strategies) for url, strategies in deal.items()]:
-                    future.result()
-        results = store.results()
-        summary: dict[str, dict[str, Any]] = {s: results[s] for s in cfg.strategies}
-        (store.path.parent / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        return summary
+        with _pool(cfg) as pool:
+            first = pool.first()
+            info = first.agent.info()
+            model_id, names = _load(first, cfg)
+            missing = sorted(set(table.pattern_sets) - set(names))
+            if missing:
+                raise BadInputError(f"the artifact lacks pattern set(s) {', '.join(missing)} that the profile names")
+            run = RunExecutor.open(config_json(cfg), lambda: describe_hil(cfg, info), out_dir, resume_dir)
+            with run.phase(run.setup_phase):
+                if cfg.hil.compress:
+                    policy = make_policy(cfg.policy, table)
+                    levels = policy.levels_used() if cfg.policy.kind != "governor" else table.levels
+                    measured, validation = measure_cells(first.agent, model_id, cfg, levels, table.pattern_sets, names)
+                    windows = {lv: v.to_dict() for lv, v in validation.items()}
+                    run.store.set_manifest("hil_steady_state", {"table": measured.to_csv(), "validation": windows})
+            if measured is None:
+                _run_real_time(run, pool, {first.index: model_id}, cfg, table, progress, on_start)
+        if measured is not None:  # the boards are given back: the rest is simulation
+            run.run_units(cfg.strategies, _compressed_runner(cfg, measured, validation), progress, on_start)
+        return run.finish(cfg.strategies, StrategyResult)
     finally:
-        store.close()
+        if run is not None:
+            run.close()
 
 
-def _open_store(
-    cfg: ExperimentConfig, info: dict[str, Any], out_dir: Path | None, resume_dir: Path | None, interval_s: float
-) -> RunStore:
-    """A new hil run store with the agent-described manifest, or the one to resume (same config)."""
-    import json
-
-    config = json.loads(cfg.model_dump_json())
-    if resume_dir is not None:
-        store = RunStore.open(resume_dir, interval_s)
-        if store.manifest().get("config") != config:
-            store.conn.close()
-            raise BadInputError(f"{resume_dir}: the run was started with a different experiment configuration")
-        for name in store.mark_interrupted():
-            store.add("events", (None, 0.0, "interrupted", f"phase {name} did not end; resumed"))
-        return store
-    if out_dir is None:
-        raise BadInputError("give --out DIR for a new run or --resume DIR to continue one")
-    fidelity = "hardware-in-the-loop" + (" (emulated board)" if info.get("emulated") else "")
-    m = base_manifest(config, fidelity, cfg.seed)
-    pol = (info.get("policies") or [{}])[0]
-    m.update({
-        "board": info.get("profile") or info.get("board"), "board_root": info.get("sysfs_root"),
-        "governor": pol.get("governor"), "meter": (info.get("meter") or {}).get("uri"),
-        "clock_offsets": {"agents": cfg.board.agents, "note": "device time = summed agent window durations"},
-        "agent_version": info.get("agent_version"), "compressed": cfg.hil.compress,
-    })  # fmt: skip
-    return RunStore.create(out_dir, m, interval_s)
-
-
-def _run_strategy(
+def _run_real_time(
+    run: RunExecutor,
+    pool: AgentPool,
+    model_ids: dict[int, str],
     cfg: ExperimentConfig,
-    strategy: str,
-    store: RunStore,
     table: ProfileTable,
-    client: Any | None,
-    model_id: str | None,
-    progress: Callable[[str, float], None] | None,
+    progress: ProgressFn | None,
     on_start: Callable[[str], None] | None,
-    validation: dict[str, dict[str, Any]],
 ) -> None:
-    """One strategy: simulated from measured steady state (``client`` None) or in real time on ``client``."""
-    from testbed.experiment.runner import _bind, make_arrivals, make_battery
-    from testbed.experiment.simulate import Simulation
+    """The pending strategies dealt to the pool's agents, one thread and one store connection per agent."""
 
-    if on_start is not None:
-        on_start(strategy)
-    policy = make_policy(cfg.policy, table, cfg.resolve(cfg.policy.trace))
-    arrivals = make_arrivals(cfg)
-    plan = make_plan(strategy, table, policy.levels_used(), cfg.requests.deadline_ms, arrivals.mean_period_s(),
-                     cfg.strategy)  # fmt: skip
-    store.begin_phase(f"strategy:{strategy}")
-    if client is None:
-        sim: Any = Simulation(
-            strategy, plan, policy, make_battery(cfg), table, arrivals,
-            deadline_ms=cfg.requests.deadline_ms, switch_ms=cfg.strategy.switch_ms,
-            record_interval_s=cfg.battery.record_interval_s, seed=cfg.seed,
-            max_duration_s=cfg.requests.max_duration_s, store=store,
-        )  # fmt: skip
-    else:
-        assert model_id is not None
-        sim = RealTimeRun(strategy, plan, policy, make_battery(cfg), client, model_id, cfg, table, store)
-    ck = store.checkpoint(strategy)
-    if ck is not None:
-        store.discard_after(strategy, ck[0])
-        sim.restore(ck[1])
-    else:
-        store.clear_strategy(strategy)
-    result = sim.run(_bind(progress, strategy))
-    if client is None:
-        result["compressed"] = True
-        result.update(_error_statement(table, validation, plan))
-    store.set_result(strategy, result)
-    store.end_phase(f"strategy:{strategy}")
+    def worker(pa: PooledAgent, strategies: list[str]) -> None:
+        model_id = model_ids[pa.index] if pa.index in model_ids else _load(pa, cfg)[0]
+
+        def real_time(ctx: UnitContext) -> StrategyResult:
+            rt = RealTimeRun(ctx.unit, strategy_parts(cfg, ctx.unit, table), pa.agent, model_id, cfg, table, ctx.store)
+            if ctx.resume_from is not None:
+                rt.restore(ctx.resume_from.state)
+            return rt.run(ctx.progress)
+
+        own = run.connection()
+        try:
+            run.run_units(strategies, real_time, progress, on_start, store=own)
+        finally:
+            own.close()
+
+    deal = pool.deal(run.pending(cfg.strategies))
+    with ThreadPoolExecutor(max_workers=max(1, len(deal))) as threads:
+        for future in [threads.submit(worker, pa, strategies) for pa, strategies in deal]:
+            future.result()
 
 
-def _error_statement(measured: ProfileTable, validation: dict[str, dict[str, Any]], plan: Plan) -> dict[str, Any]:
+def _compressed_runner(
+    cfg: ExperimentConfig, measured: ProfileTable, validation: Validation
+) -> Callable[[UnitContext], StrategyResult]:
+    """A strategy simulated from the measured steady state, its result carrying the extrapolation error."""
+
+    def simulate(ctx: UnitContext) -> StrategyResult:
+        sim = build_simulation(cfg, ctx.unit, ctx.store, measured)
+        if ctx.resume_from is not None:
+            sim.restore(ctx.resume_from.state)
+        result = sim.run(ctx.progress)
+        return replace(result, compressed=True, extrapolation=extrapolation(measured, validation, sim.plan))
+
+    return simulate
+
+
+def extrapolation(measured: ProfileTable, validation: Validation, plan: Plan) -> Extrapolation:
     """The extrapolation error of a compressed run: validation error per level and the energy CI."""
-    errs = {lv: v["rel_error"] for lv, v in validation.items()}
+    errs = {lv: v.rel_error for lv, v in validation.items()}
     used = {lv for lv, _ in plan.choice.values()}
     worst = max((errs[lv] for lv in used if lv in errs), default=math.nan)
-    return {
-        "extrapolation": {
-            "validation_rel_error_per_level": errs,
-            "life_rel_error_bound": worst,
-            "method": "steady state per (level, set) extrapolated by the event-driven simulator; the bound is the "
-            "largest relative difference between a real-period validation window's measured energy and the "
-            "steady-state prediction over the levels this strategy uses",
-            "cells_repetitions": {f"{k[0]}@{k[1]}": r.repetitions for k, r in measured.rows.items()},
-        }
-    }
+    return Extrapolation(
+        validation_rel_error_per_level=errs,
+        life_rel_error_bound=worst,
+        method="steady state per (level, set) extrapolated by the event-driven simulator; the bound is the "
+        "largest relative difference between a real-period validation window's measured energy and the "
+        "steady-state prediction over the levels this strategy uses",
+        cells_repetitions={f"{k[0]}@{k[1]}": r.repetitions for k, r in measured.rows.items()},
+    )

@@ -19,7 +19,7 @@ from typing import Any
 
 from devices.errors import BadInputError
 from testbed.experiment.config import PolicyCfg
-from testbed.experiment.profile_table import ProfileTable
+from traces.profile import ProfileTable
 
 
 class Policy:
@@ -137,8 +137,9 @@ def _default_soc_levels(table: ProfileTable, n: int) -> list[str]:
     return [lv[round(k * (len(lv) - 1) / (n - 1))] for k in range(n)]
 
 
-def make_policy(cfg: PolicyCfg, table: ProfileTable, trace_path: str | None = None) -> Policy:
-    """Build the configured policy against a profile's levels; :class:`BadInputError` for unknown levels."""
+def make_policy(cfg: PolicyCfg, table: ProfileTable) -> Policy:
+    """Build the configured policy against a profile's levels (a trace policy reads ``cfg.trace``, a path
+    resolved when the experiment was loaded); :class:`BadInputError` for unknown levels."""
     if cfg.kind == "soc":
         levels = cfg.levels or _default_soc_levels(table, len(cfg.thresholds) + 1)
         for lv in levels:
@@ -149,6 +150,7 @@ def make_policy(cfg: PolicyCfg, table: ProfileTable, trace_path: str | None = No
         return GovernorPolicy(list(table.levels), cfg.up_threshold, cfg.down_threshold, cfg.sample_ms / 1000.0)
     from traces.dvfs import read_dvfs
 
+    trace_path = cfg.trace
     assert trace_path is not None
     trace = read_dvfs(trace_path)
     domain = cfg.domain or (trace.domain_names()[0] if trace.events else "")

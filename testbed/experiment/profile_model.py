@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 
 from devices.board_profile import load_profile
-from testbed.experiment.profile_table import ProfileRow, ProfileTable, build_table
+from traces.profile import ProfileRow, ProfileTable, build_table
 
 FIXED_MS = 8.0
 COMPUTE_MS = 80.0

@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from testbed.experiment.battery_step import SteppedBattery
+from testbed.battery.model import BatteryModel
 from testbed.experiment.policy import Policy
-from testbed.experiment.profile_table import ProfileTable
 from testbed.experiment.strategy import Plan
+from testbed.runstore.results import StrategyResult
 from testbed.runstore.store import RunStore
+from traces.profile import ProfileTable
 
 #: Requests between checks of the commit clock and the progress callback.
 CHECK_EVERY = 256
@@ -93,7 +94,7 @@ class Simulation:
         strategy: str,
         plan: Plan,
         policy: Policy,
-        battery: SteppedBattery,
+        battery: BatteryModel,
         table: ProfileTable,
         arrivals: Arrivals,
         *,
@@ -183,7 +184,7 @@ class Simulation:
         if self.win_dur >= self.record_interval_s:
             self._flush_window()
         if battery.ended:
-            self.end_reason = battery.end_reason
+            self.end_reason = battery.end_reason or "ended"
             return False
         if capped:
             self.end_reason = "duration_cap"
@@ -212,7 +213,7 @@ class Simulation:
                                              b.load_energy_j))  # fmt: skip
         self.win_t0, self.win_e, self.win_dur, self.win_throttled = self.t, 0.0, 0.0, 0
 
-    def run(self, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    def run(self, progress: Callable[[float], None] | None = None) -> StrategyResult:
         """Simulate until the battery ends; returns the result (see :meth:`result`)."""
         store = self.store
         inf_rows = store.buffer("inferences") if store is not None else None
@@ -277,33 +278,37 @@ class Simulation:
             self.k += 1
         self._end_segment()
         self._flush_window()
-        if store is not None and self.store is not None:
-            self.store.add("events", (self.strategy, self.t, "end", self.end_reason))
+        if store is not None:
+            store.add("events", (self.strategy, self.t, "end", self.end_reason))
             store.commit(self._checkpoint())
-        result = self.result()
-        result["wall_s"] = time.perf_counter() - wall0
-        return result
+        return self.result(time.perf_counter() - wall0)
 
-    def result(self) -> dict[str, Any]:
-        """Battery life, runs, misses, time-weighted accuracy and the time split by level and set."""
-        total = sum(self.time_at_set.values())
-        acc = sum(self.table.accuracy(ps) * t for ps, t in self.time_at_set.items()) / total if total > 0 else math.nan
-        return {
-            "strategy": self.strategy,
-            "life_s": self.t,
-            "life_h": self.t / 3600.0,
-            "inferences": self.inferences,
-            "deadline_misses": self.misses,
-            "miss_rate": self.misses / self.inferences if self.inferences else 0.0,
-            "accuracy_time_weighted": acc,
-            "switches": self.switches,
-            "level_changes": self.level_changes,
-            "load_energy_j": self.battery.load_energy_j,
-            "soc_end": self.battery.soc,
-            "end_reason": self.end_reason,
-            "time_at_level_s": dict(self.time_at_level),
-            "time_at_set_s": dict(self.time_at_set),
-        }
+    def result(self, wall_s: float = 0.0) -> StrategyResult:
+        """Battery life, runs, misses, time-weighted accuracy and the time split by level and set;
+        ``wall_s``: the seconds of wall time the run took."""
+        return StrategyResult.from_counts(
+            self.strategy,
+            life_s=self.t,
+            inferences=self.inferences,
+            deadline_misses=self.misses,
+            accuracy_time_weighted=time_weighted_accuracy(self.table, self.time_at_set),
+            switches=self.switches,
+            level_changes=self.level_changes,
+            load_energy_j=self.battery.load_energy_j,
+            soc_end=self.battery.soc,
+            end_reason=self.end_reason,
+            time_at_level_s=self.time_at_level,
+            time_at_set_s=self.time_at_set,
+            wall_s=wall_s,
+        )
+
+
+def time_weighted_accuracy(table: ProfileTable, time_at_set_s: dict[str, float]) -> float:
+    """The profile's accuracy of each pattern set weighted by the seconds it was in force (NaN for no time)."""
+    total = sum(time_at_set_s.values())
+    if not total > 0:
+        return math.nan
+    return sum(table.accuracy(ps) * t for ps, t in time_at_set_s.items()) / total
 
 
 def read_request_trace(path: str) -> Arrivals:

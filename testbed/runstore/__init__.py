@@ -3,6 +3,8 @@
 - :mod:`testbed.runstore.schema` — tables and required manifest keys;
 - :mod:`testbed.runstore.store` — :class:`RunStore` (WAL, batched commits, checkpoints for resume);
 - :mod:`testbed.runstore.manifest` — source hash, versions, run UUID;
+- :mod:`testbed.runstore.results` — typed results (``StrategyResult``, ``SearchSummary``) and their JSON;
+- :mod:`testbed.runstore.executor` — the one resumable run executor (open/resume, units, manifest, summary);
 - :mod:`testbed.runstore.verify` — named checks (``testbed verify``);
 - :mod:`testbed.runstore.export` — Parquet/CSV export (``testbed export``) and listing (``testbed runs list``).
 """

@@ -54,7 +54,7 @@ def list_runs(directory: str | Path) -> list[dict[str, Any]]:
             m = store.manifest()
             config = m.get("config") or {}
             wanted = list(config.get("strategies", [])) if isinstance(config, dict) else []
-            done = store.results()
+            done = store.finished_units()
             found.append(
                 {
                     "run": str(path.parent),

@@ -43,7 +43,8 @@ def versions() -> dict[str, str | None]:
 
 
 def base_manifest(config: dict[str, Any], fidelity: str, seed: int) -> dict[str, Any]:
-    """The machine- and code-describing part of a manifest; callers add board, governor, meter, clocks."""
+    """The machine- and code-describing part of a manifest; the run executor's
+    :class:`~testbed.runstore.executor.RunDescription` adds board, governor, meter and clock offsets."""
     return {
         "run_uuid": str(uuid.uuid4()),
         "created_wall": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

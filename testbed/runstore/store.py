@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from devices.errors import BadInputError, TestbedError
+from testbed.runstore.results import UnitResult, result_from_dict
 from testbed.runstore.schema import DDL, SCHEMA_VERSION, TABLES
 
 RUN_FILE = "run.sqlite"
@@ -117,10 +118,6 @@ class RunStore:
         """Buffer one row of ``table`` (columns in schema order)."""
         self._buffers[table].append(row)
 
-    def extend(self, table: str, rows: Iterable[Sequence[Any]]) -> None:
-        """Buffer several rows of ``table``."""
-        self._buffers[table].extend(rows)
-
     def log(self, source: str, kind: str, data: Any, t_s: float | None = None) -> None:
         """Buffer one row of the generic ``log`` table (``data`` is stored as JSON; ``t_s`` defaults to
         seconds since the store was opened, monotonic)."""
@@ -191,11 +188,11 @@ class RunStore:
         )
         return names
 
-    def set_result(self, strategy: str, result: dict[str, Any]) -> None:
-        """Store a strategy's final result, after committing its remaining rows."""
+    def set_result(self, unit: str, result: UnitResult) -> None:
+        """Store a unit's (strategy's or search's) final result, after committing its remaining rows."""
         self.commit()
         self.conn.execute(
-            "INSERT OR REPLACE INTO results (strategy, data) VALUES (?, ?)", (strategy, json.dumps(result))
+            "INSERT OR REPLACE INTO results (strategy, data) VALUES (?, ?)", (unit, json.dumps(result.to_dict()))
         )
 
     def discard_after(self, strategy: str, t_s: float) -> None:
@@ -221,9 +218,21 @@ class RunStore:
         """The manifest as a dict of decoded JSON values."""
         return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM manifest")}
 
-    def results(self) -> dict[str, dict[str, Any]]:
-        """Final results per strategy (strategies that finished)."""
-        return {s: json.loads(d) for s, d in self.conn.execute("SELECT strategy, data FROM results ORDER BY rowid")}
+    def finished_units(self) -> list[str]:
+        """Names of the units (strategies, searches) with a stored result, in the order they finished."""
+        return [r[0] for r in self.conn.execute("SELECT strategy FROM results ORDER BY rowid")]
+
+    def results(self) -> dict[str, UnitResult]:
+        """Final results per unit that finished (strategies, searches), typed; :class:`BadInputError` for a
+        stored result that does not parse."""
+        rows = self.conn.execute("SELECT strategy, data FROM results ORDER BY rowid")
+        out: dict[str, UnitResult] = {}
+        for unit, data in rows:
+            try:
+                out[unit] = result_from_dict(json.loads(data))
+            except (json.JSONDecodeError, BadInputError) as exc:
+                raise BadInputError(f"{self.path}: stored result of {unit!r}: {exc}") from None
+        return out
 
     def checkpoint(self, strategy: str) -> tuple[float, dict[str, Any]] | None:
         """The last committed checkpoint of ``strategy``, or None."""

@@ -18,8 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from testbed.search.algorithms import searcher_names
 from testbed.search.evaluator import CandidateEvaluator
-from testbed.search.problem import ALGOS, SearchConfig, build_problem, make_searcher
+from testbed.search.problem import SearchConfig, build_problem, make_searcher
 from testbed.search.runner import run_search
 
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--budget", type=int, default=100)
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--algos", default=",".join(ALGOS))
+    p.add_argument("--algos", default=",".join(searcher_names()))
     p.add_argument("--deadline-ms", default="115")
     p.add_argument("--eval-batches", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)

@@ -4,7 +4,7 @@
   the masked linears, ``(3.0 / f_GHz) · (mults/1e4 · 0.014370 + adds/1e4 · 0.014575)`` ms, and RT3's dynamic
   power ``f·1e9·V²·1e-10`` W. Nothing is measured: every number is a prediction and is logged as such
   (``latency_source = "predicted: op-count (RT3)"``).
-* :class:`ProfileLatency` — a profile table (``testbed.experiment.profile_table``, the format the experiment
+* :class:`ProfileLatency` — a profile table (``traces.profile``, the format the experiment
   runner reads; measured through an agent or an emulated board, or modelled when its ``source`` says so). A
   table holds a few pattern sets per level; a candidate's latency p50/p99 and mean power at a level are
   interpolated linearly in the pattern set's sparsity between the profiled sets of that level. Outside the
@@ -20,10 +20,10 @@ from typing import Protocol
 import numpy as np
 
 from devices.errors import BadInputError
-from testbed.battery.bucket import RT3_FREQ_GHZ, RT3_VOLT_V, rt3_power_w
-from testbed.experiment.profile_table import ProfileTable
+from testbed.battery.rt3_accounting import RT3_FREQ_GHZ, RT3_VOLT_V, rt3_power_w
 from testbed.rt3.pp import PatternSet
 from testbed.rt3.search_api import PatternSearchAPI
+from traces.profile import ProfileTable
 
 OP_COUNT_SOURCE = "predicted: op-count (RT3)"
 

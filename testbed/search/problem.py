@@ -13,17 +13,18 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from devices.errors import BadInputError
-from testbed.battery.bucket import RT3_FREQ_GHZ, RT3_VOLT_V
+from testbed.battery.rt3_accounting import RT3_FREQ_GHZ, RT3_VOLT_V
 from testbed.rt3.checkpoint import Checkpoint
 from testbed.rt3.pp import RT3_LEVELS, build_space
 from testbed.rt3.search_api import PatternSearchAPI
+from testbed.search.algorithms import SearcherOptions, check_algorithm
+from testbed.search.algorithms import make_searcher as create_searcher
 from testbed.search.evaluator import AccuracyConfig, CandidateEvaluator
 from testbed.search.latency import LatencyModel, OpCountLatency, ProfileLatency
 from testbed.search.reinforce import ReinforceConfig
-from testbed.search.reward import RewardConfig, bucket_runs, calibrated
+from testbed.search.reward import RewardConfig, battery_runs, calibrated
+from testbed.search.searcher import Searcher
 from testbed.search.space import SearchSpace
-
-ALGOS = ("rl", "random", "tpe")
 
 
 @dataclass
@@ -51,8 +52,7 @@ class SearchConfig:
     final_finetune_steps: int = 0
 
     def __post_init__(self) -> None:
-        if self.algo not in ALGOS:
-            raise BadInputError(f"--algo {self.algo!r}: choose {', '.join(ALGOS)}")
+        check_algorithm(self.algo)
         if self.budget < 1:
             raise BadInputError(f"--budget must be ≥ 1, got {self.budget}")
         self.accuracy_config()
@@ -93,9 +93,10 @@ def latency_model(cfg: SearchConfig) -> LatencyModel:
     """The op-count PREDICTION, or the profile table named by ``cfg.profile``."""
     if cfg.profile is None:
         return OpCountLatency(cfg.freq_ghz, cfg.volt_v, cfg.tokens)
-    from testbed.experiment.profile_table import load_profile_table
+    from testbed.paths import profile_table_path
+    from traces.profile import load_profile_table
 
-    return ProfileLatency(load_profile_table(cfg.profile), cfg.profile_levels)
+    return ProfileLatency(load_profile_table(profile_table_path(cfg.profile)), cfg.profile_levels)
 
 
 def _deadlines(cfg: SearchConfig, k: int) -> list[float]:
@@ -137,7 +138,7 @@ def build_problem(ckpt: Checkpoint, cfg: SearchConfig) -> Problem:
         def runs(ps: Any) -> float:
             costs = [lat.cost(ps, i) for i in range(k)]
             return float(
-                sum(bucket_runs(reward.battery_energy_j, split, [c.power_w for c in costs],
+                sum(battery_runs(reward.battery_energy_j, split, [c.power_w for c in costs],
                                 [c.latency_ms for c in costs]))
             )  # fmt: skip
 
@@ -156,13 +157,6 @@ def build_problem(ckpt: Checkpoint, cfg: SearchConfig) -> Problem:
     return Problem(ckpt, api, space, lat, evaluator, reward)
 
 
-def make_searcher(cfg: SearchConfig, space: SearchSpace) -> Any:
-    """The searcher of ``cfg.algo`` over ``space``'s decisions, seeded with ``cfg.seed``."""
-    from testbed.search.baselines import RandomSearch, TPESearch
-    from testbed.search.reinforce import Reinforce
-
-    if cfg.algo == "rl":
-        return Reinforce(space.sizes, cfg.seed, cfg.rl_config())
-    if cfg.algo == "random":
-        return RandomSearch(space.sizes, cfg.seed)
-    return TPESearch(space.sizes, [d.name for d in space.decisions], cfg.seed)
+def make_searcher(cfg: SearchConfig, space: SearchSpace) -> Searcher:
+    """The searcher of ``cfg.algo`` (from the algorithm registry) over ``space``'s decisions, seeded."""
+    return create_searcher(cfg.algo, space, SearcherOptions(seed=cfg.seed, rl=cfg.rl_config()))

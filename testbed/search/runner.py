@@ -16,6 +16,12 @@ Search log rows go to the run store's generic ``log`` table: ``t_s`` (seconds si
 ``evaluation`` (index among distinct evaluations), ``memo_hit``, ``candidate`` (option per decision),
 ``sparsity``/``accuracy``/``latency_ms``/``deadline_latency_ms``/``deadline_ms``/``power_w``/``deadline_met``
 per level (fastest first), ``terms`` (every reward term, runs per level), ``reward`` and ``best_reward``.
+
+:func:`search_run` is a whole search run through the run executor (:mod:`testbed.runstore.executor`), as
+``testbed search`` makes it: ``DIR/search_config.json`` (what ``--resume`` rebuilds the problem from), the run
+store with the same manifest fields as every run, the loop as the run's one unit ``search:<algo>``, its
+:class:`~testbed.runstore.results.SearchSummary` as the unit's result, ``summary.json``, ``best.json`` and
+``best.rt3``.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +38,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from devices.errors import BadInputError
-from testbed.runstore import RunStore
+from testbed.runstore.executor import RunDescription, RunExecutor, UnitContext
+from testbed.runstore.results import SearchSummary
+from testbed.runstore.store import RunStore
 from testbed.search.evaluator import CandidateEvaluator, Evaluation
+from testbed.search.latency import ProfileLatency
+from testbed.search.problem import Problem, SearchConfig, build_problem, make_searcher
 from testbed.search.searcher import Searcher
 
 STATE_FILE = "search_state.pt"
+CONFIG_FILE = "search_config.json"
 
 
 @dataclass
 class SearchResult:
-    """Outcome of one search: the best evaluation and the best reward after each distinct evaluation."""
+    """Outcome of one search loop: the best evaluation and the best reward after each distinct evaluation
+    (what is stored of it is :func:`summarize`'s :class:`SearchSummary`)."""
 
     algo: str
     best: Evaluation
@@ -51,11 +63,6 @@ class SearchResult:
     wall_s: float
     stopped: str
     curve: list[float] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["best"] = self.best.to_dict()
-        return d
 
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
@@ -169,7 +176,7 @@ def run_search(
             t_s = t_offset + time.monotonic() - t0
             if store is not None:
                 row = _row(proposals, ev, hit, evaluator.deadlines_ms, best.reward)
-                store.add("log", (t_s, source, "candidate", json.dumps(row)))
+                store.log(source, "candidate", row, t_s)
                 store.commit()
             proposals += 1
             if state_path is not None:
@@ -195,3 +202,135 @@ def run_search(
         raise BadInputError("the search made no proposal (budget already spent?)")
     wall = t_offset + time.monotonic() - t0
     return SearchResult(searcher.name, best, proposals, evaluator.n_evaluations, evaluator.hits, wall, stopped, curve)
+
+
+def summarize(result: SearchResult, problem: Problem) -> SearchSummary:
+    """The stored outcome of a search: the best candidate per level (its deadline and runs), counts and curve."""
+    best = result.best
+    names = problem.latency.level_names
+    terms = best.terms
+    per_level: list[dict[str, Any]] = [
+        {
+            "level": names[k],
+            "sparsity": best.sparsity[k],
+            "accuracy": best.accuracy[k],
+            "latency_ms": best.latency_ms[k],
+            "deadline_latency_ms": best.deadline_latency_ms[k],
+            "deadline_ms": problem.evaluator.deadlines_ms[k],
+            "deadline_met": terms.deadline_met[k],
+            "runs": terms.runs_per_level[k],
+        }
+        for k in range(len(names))
+    ]
+    return SearchSummary(
+        algo=result.algo,
+        reward=terms.reward,
+        terms=dict(terms.to_dict()),
+        candidate=list(best.candidate),
+        levels=per_level,
+        all_deadlines_met=all(r["deadline_met"] for r in per_level),
+        latency_source=problem.latency.source,
+        evaluations=result.evaluations,
+        proposals=result.proposals,
+        memo_hits=result.memo_hits,
+        wall_s=result.wall_s,
+        stopped=result.stopped,
+        curve=list(result.curve),
+    )
+
+
+def describe_search(cfg: SearchConfig, ckpt: Path, problem: Problem) -> RunDescription:
+    """A search run's manifest entries: no board, governor or meter of its own; the latency model and reward."""
+    board = problem.latency.table.meta.get("board") if isinstance(problem.latency, ProfileLatency) else None
+    return RunDescription(
+        config=_search_config_json(cfg, ckpt),
+        fidelity="search",
+        seed=cfg.seed,
+        board=board or "none (op-count model)",
+        governor="n/a (search)",
+        meter="n/a (search)",
+        clock_offsets={},
+        extra={
+            "latency_source": problem.latency.source,
+            "level_names": problem.latency.level_names,
+            "deadlines_ms": problem.evaluator.deadlines_ms,
+            "reward": problem.reward.to_dict(),
+            "decisions": [[d.name, d.n_options] for d in problem.space.decisions],
+        },
+    )
+
+
+def _search_config_json(cfg: SearchConfig, ckpt: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(json.dumps({"search": cfg.to_dict(), "checkpoint": str(ckpt)}))
+    return data
+
+
+def _same_search(config: dict[str, Any]) -> object:
+    """What a resume must match: the search settings except the budget (a resume may grow it)."""
+    search = config.get("search")
+    return {k: v for k, v in search.items() if k != "budget"} if isinstance(search, dict) else None
+
+
+@dataclass(frozen=True)
+class SearchRunOutput:
+    """What :func:`search_run` produced: the summary, and ``best.rt3`` when it was written."""
+
+    summary: SearchSummary
+    artifact: Path | None
+
+
+def search_run(
+    out: Path,
+    *,
+    ckpt: Path | None = None,
+    cfg: SearchConfig | None = None,
+    resume: bool = False,
+    budget: int | None = None,
+    progress: bool = False,
+    artifact: bool = True,
+) -> SearchRunOutput:
+    """A new search of ``ckpt`` with ``cfg`` into ``out``, or (``resume``) the one in ``out`` continued with the
+    stored settings (``budget`` may grow it). See the module text for the files written.
+
+    Raises :class:`BadInputError` when ``out`` holds a search already (new run), holds none (resume), or when a new
+    run lacks ``ckpt`` or ``cfg``.
+    """
+    from testbed.rt3.checkpoint import Checkpoint
+    from testbed.search.artifact import write_best_artifact
+
+    cfg_path = out / CONFIG_FILE
+    if resume:
+        if not cfg_path.is_file():
+            raise BadInputError(f"{cfg_path}: nothing to resume (no search configuration in --out)")
+        stored = json.loads(cfg_path.read_text())
+        cfg = SearchConfig.from_dict({**stored["config"], "budget": budget or stored["config"]["budget"]})
+        ckpt = Path(stored["checkpoint"])
+    elif cfg_path.exists():
+        raise BadInputError(f"{cfg_path} exists; use --resume or another --out directory")
+    if cfg is None or ckpt is None:
+        raise BadInputError("a new search needs a checkpoint and a configuration")
+    conf, source = cfg, ckpt
+    problem = build_problem(Checkpoint.load(source), conf)
+    searcher = make_searcher(conf, problem.space)
+    run = RunExecutor.open(
+        _search_config_json(conf, source), lambda: describe_search(conf, source, problem),
+        None if resume else out, out if resume else None, kind="search", comparable=_same_search,
+    )  # fmt: skip
+    unit = f"search:{conf.algo}"
+    outcome: list[SearchResult] = []
+
+    def search(ctx: UnitContext) -> SearchSummary:
+        result = run_search(searcher, problem.evaluator, conf.budget, out, ctx.store, resume=resume, progress=progress)
+        outcome.append(result)
+        return summarize(result, problem)
+
+    with run:
+        if not resume:
+            cfg_path.write_text(json.dumps({"checkpoint": str(source.resolve()), "config": conf.to_dict()}, indent=2))
+        run.run_unit(unit, search, phase=f"search {conf.algo}")
+        summary = run.finish([unit], SearchSummary)[unit]
+    (out / "best.json").write_text(json.dumps(summary.to_dict(), indent=2))
+    path = None
+    if artifact:
+        path = write_best_artifact(problem, outcome[0].best, out / "best.rt3", conf.final_finetune_steps, conf.seed)
+    return SearchRunOutput(summary, path)

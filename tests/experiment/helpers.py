@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testbed.experiment.profile_table import ProfileRow, build_table
+from traces.profile import ProfileRow, build_table
 
 
 def flat_profile(

@@ -9,11 +9,12 @@ import pytest
 
 from testbed.experiment.config import load_experiment
 from testbed.experiment.runner import run_experiment
+from testbed.runstore.results import StrategyResult
 from testbed.runstore.store import RunStore
 from testbed.runstore.verify import verify
 
 
-def _run(model: str, tmp_path: Path) -> dict[str, dict[str, object]]:
+def _run(model: str, tmp_path: Path) -> dict[str, StrategyResult]:
     path = Path(str(resources.files("testbed") / "data" / f"experiment-rpi4-{model}.toml"))
     cfg = load_experiment(path)
     results = run_experiment(cfg, tmp_path / model)
@@ -25,23 +26,23 @@ def _run(model: str, tmp_path: Path) -> dict[str, dict[str, object]]:
     return results
 
 
-def _shape(results: dict[str, dict[str, object]]) -> None:
-    life = {s: float(r["life_s"]) for s, r in results.items()}  # type: ignore[arg-type]
+def _shape(results: dict[str, StrategyResult]) -> None:
+    life = {s: float(r.life_s) for s, r in results.items()}
     assert life["rt3"] > life["dvfs-dense"] > life["dense-max"]
     assert life["oracle"] >= life["rt3"] * 0.999
-    assert results["dvfs-dense"]["deadline_misses"] > 0
+    assert results["dvfs-dense"].deadline_misses > 0
 
 
 def test_bucket_experiment(tmp_path: Path) -> None:
     results = _run("bucket", tmp_path)
     _shape(results)
     for r in results.values():
-        assert r["end_reason"] == "empty"
-        assert float(r["load_energy_j"]) == pytest.approx(37800.0, rel=1e-9)  # type: ignore[arg-type]
+        assert r.end_reason == "empty"
+        assert float(r.load_energy_j) == pytest.approx(37800.0, rel=1e-9)
 
 
 @pytest.mark.slow
 def test_ecm_experiment(tmp_path: Path) -> None:
     results = _run("ecm", tmp_path)
     _shape(results)
-    assert {r["end_reason"] for r in results.values()} <= {"cutoff", "power_limit", "empty"}
+    assert {r.end_reason for r in results.values()} <= {"cutoff", "power_limit", "empty"}

@@ -10,11 +10,13 @@ import pytest
 from devices.agent.runner import sha256_file
 from testbed.agent.launch import start_local_agent
 from testbed.experiment.config import load_experiment
-from testbed.experiment.profile_table import ProfileRow, build_table
 from testbed.experiment.runner import run_experiment
 from testbed.experiment.sweep import ModelConfig, write_encoder_onnx
+from testbed.runstore.executor import FINISHED_MANIFEST
+from testbed.runstore.results import StrategyResult
 from testbed.runstore.store import RunStore
 from testbed.runstore.verify import verify
+from traces.profile import ProfileRow, build_table
 
 ALL = '["dense-max", "dvfs-dense", "static-sparse", "rt3", "oracle"]'
 
@@ -78,13 +80,14 @@ warmup = 1
     return exp
 
 
-def _check_run(run_dir: Path, results: dict[str, dict[str, object]]) -> None:
+def _check_run(run_dir: Path, results: dict[str, StrategyResult]) -> None:
     store = RunStore.open(run_dir)
     checks = {c.name: c for c in verify(store)}
     assert all(c.passed for c in checks.values()), checks
     assert store.manifest()["fidelity"] == "hardware-in-the-loop (emulated board)"
+    assert set(FINISHED_MANIFEST) <= set(store.manifest())  # the same keys as sim and search runs
     for s, r in results.items():
-        assert len(store.rows("inferences", s)) == r["inferences"]
+        assert len(store.rows("inferences", s)) == r.inferences
     store.close()
 
 
@@ -103,13 +106,13 @@ def test_hil_real_time_short_battery_on_two_agents(tmp_path: Path) -> None:
         results = run_experiment(load_experiment(exp), tmp_path / "run")
     _check_run(tmp_path / "run", results)
     for r in results.values():
-        assert r["end_reason"] == "empty" and r["compressed"] is False
-        assert float(r["load_energy_j"]) == pytest.approx(1.2, rel=1e-9)  # type: ignore[arg-type]
-        assert int(r["inferences"]) > 0  # type: ignore[call-overload]
+        assert r.end_reason == "empty" and r.compressed is False
+        assert float(r.load_energy_j) == pytest.approx(1.2, rel=1e-9)
+        assert int(r.inferences) > 0
     # the policy walked dvfs-dense down the levels; rt3 switched to the sparse set below the top
-    assert set(results["dvfs-dense"]["time_at_level_s"]) == {"f1500", "f1000", "f600"}  # type: ignore[arg-type]
-    assert results["rt3"]["switches"] == 1
-    assert set(results["dense-max"]["time_at_level_s"]) == {"f1500"}  # type: ignore[arg-type]
+    assert set(results["dvfs-dense"].time_at_level_s) == {"f1500", "f1000", "f600"}
+    assert results["rt3"].switches == 1
+    assert set(results["dense-max"].time_at_level_s) == {"f1500"}
 
 
 @pytest.mark.slow
@@ -122,8 +125,9 @@ def test_hil_compressed_states_the_extrapolation_error(tmp_path: Path) -> None:
         results = run_experiment(cfg, tmp_path / "run")
     _check_run(tmp_path / "run", results)
     for r in results.values():
-        assert r["compressed"] is True
-        ex = r["extrapolation"]
-        assert set(ex["validation_rel_error_per_level"]) == {"f1500", "f1000", "f600"}  # type: ignore[index]
-        assert 0.0 <= ex["life_rel_error_bound"] < 1.0  # type: ignore[index]
-        assert r["end_reason"] == "empty"
+        assert r.compressed is True
+        ex = r.extrapolation
+        assert ex is not None
+        assert set(ex.validation_rel_error_per_level) == {"f1500", "f1000", "f600"}
+        assert 0.0 <= ex.life_rel_error_bound < 1.0
+        assert r.end_reason == "empty"

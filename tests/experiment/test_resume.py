@@ -87,7 +87,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path, monkeypatch: 
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     resumed = json.loads(done.stdout)["results"]
-    assert _strip(resumed) == _strip(reference)
+    assert _strip(resumed) == _strip({s: r.to_dict() for s, r in reference.items()})
 
     store = RunStore.open(run_dir)
     for s, r in resumed.items():

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from testbed.battery.bucket import RT3_FREQ_GHZ, RT3_SPLIT, RT3_VOLT_V, rt3_power_w, rt3_runs
+from testbed.battery.rt3_accounting import RT3_FREQ_GHZ, RT3_SPLIT, RT3_VOLT_V, rt3_power_w, rt3_runs
+from testbed.experiment.assemble import build_simulation
 from testbed.experiment.config import load_experiment
-from testbed.experiment.profile_table import load_profile_table
-from testbed.experiment.runner import build_simulation, run_experiment
+from testbed.experiment.runner import run_experiment
 from testbed.experiment.strategy import make_plan, period_energy_j
+from testbed.paths import profile_table_path
+from testbed.runstore.executor import FINISHED_MANIFEST
 from testbed.runstore.store import RunStore
 from tests.experiment.helpers import flat_profile, write_experiment
+from traces.profile import load_profile_table
 
 
 def _exp(tmp_path: Path, profile: Path | str, body: str) -> Path:
@@ -36,10 +39,10 @@ def test_bucket_life_and_runs_match_closed_form(tmp_path: Path) -> None:
     rest = 1000.0 - (e_inf + (n - 1) * e_period)
     t_last = (n - 1) * 0.2 + 0.05
     life = t_last + (rest / 1.0 if rest <= 0.15 else 0.15 + (rest - 0.15) / 4.0)
-    assert r["inferences"] == n
-    assert r["life_s"] == pytest.approx(life, rel=1e-9)
-    assert r["deadline_misses"] == 0
-    assert r["load_energy_j"] == pytest.approx(1000.0, rel=1e-9)
+    assert r.inferences == n
+    assert r.life_s == pytest.approx(life, rel=1e-9)
+    assert r.deadline_misses == 0
+    assert r.load_energy_j == pytest.approx(1000.0, rel=1e-9)
 
 
 def test_back_to_back_bucket_reproduces_rt3_runs(tmp_path: Path) -> None:
@@ -63,14 +66,14 @@ def test_back_to_back_bucket_reproduces_rt3_runs(tmp_path: Path) -> None:
     )
     r = build_simulation(cfg, "rt3").run()
     ref = rt3_runs(378.0, RT3_SPLIT, RT3_FREQ_GHZ, RT3_VOLT_V, [latency_ms[k] for k in ("hi", "mid", "lo")])
-    assert abs(r["inferences"] - ref.runs) <= 3
+    assert abs(r.inferences - ref.runs) <= 3
     for lv, runs_lv in zip(("hi", "mid", "lo"), ref.runs_per_level, strict=True):
-        assert abs(r["time_at_level_s"][lv] / (latency_ms[lv] / 1e3) - runs_lv) <= 2
-    assert r["switches"] == 2
+        assert abs(r.time_at_level_s[lv] / (latency_ms[lv] / 1e3) - runs_lv) <= 2
+    assert r.switches == 2
 
 
 def test_strategy_choices_follow_the_profile() -> None:
-    t = load_profile_table("rpi4")
+    t = load_profile_table(profile_table_path("rpi4"))
     from testbed.experiment.config import StrategyCfg
 
     levels = ["f1500", "f1000", "f600"]
@@ -107,21 +110,22 @@ def test_full_run_rows_agree_with_results(tmp_path: Path) -> None:
     )  # fmt: skip
     results = run_experiment(load_experiment(exp), tmp_path / "run")
     store = RunStore.open(tmp_path / "run")
+    assert set(FINISHED_MANIFEST) <= set(store.manifest())  # the same keys as hil and search runs
     for s, r in results.items():
         rows = store.rows("inferences", s)
-        assert len(rows) == r["inferences"]
-        assert sum(row[7] for row in rows) == r["deadline_misses"]
-        assert sum(1 for row in rows if row[5] > 115.0) == r["deadline_misses"]
-        assert len(store.rows("switches", s)) == r["switches"]
+        assert len(rows) == r.inferences
+        assert sum(row[7] for row in rows) == r.deadline_misses
+        assert sum(1 for row in rows if row[5] > 115.0) == r.deadline_misses
+        assert len(store.rows("switches", s)) == r.switches
         energy_rows = sum(row[6] for row in rows) + sum(row[5] for row in store.rows("switches", s))
-        assert energy_rows < r["load_energy_j"]  # the rest is idle power
-        assert sum(r["time_at_set_s"].values()) == pytest.approx(r["life_s"], rel=1e-9)
+        assert energy_rows < r.load_energy_j  # the rest is idle power
+        assert sum(r.time_at_set_s.values()) == pytest.approx(r.life_s, rel=1e-9)
     # dense at the lower levels misses its deadline; the sparse strategies do not (beyond switch moments)
-    assert results["dvfs-dense"]["deadline_misses"] > 0.3 * results["dvfs-dense"]["inferences"]
-    assert results["dense-max"]["deadline_misses"] == 0
-    assert results["rt3"]["deadline_misses"] <= results["rt3"]["switches"]
-    assert results["rt3"]["life_s"] > results["dense-max"]["life_s"]
-    assert results["oracle"]["life_s"] >= results["rt3"]["life_s"] * 0.999
+    assert results["dvfs-dense"].deadline_misses > 0.3 * results["dvfs-dense"].inferences
+    assert results["dense-max"].deadline_misses == 0
+    assert results["rt3"].deadline_misses <= results["rt3"].switches
+    assert results["rt3"].life_s > results["dense-max"].life_s
+    assert results["oracle"].life_s >= results["rt3"].life_s * 0.999
     store.close()
 
 
@@ -130,10 +134,10 @@ def test_governor_follows_load(tmp_path: Path) -> None:
         tmp_path, '["dvfs-dense"]', '[battery]\nmodel = "bucket"\nenergy_j = 500.0', '[policy]\nkind = "governor"'
     )
     r = build_simulation(load_experiment(heavy), "dvfs-dense").run()
-    assert max(r["time_at_level_s"], key=r["time_at_level_s"].get) == "f1500"
+    assert max(r.time_at_level_s, key=r.time_at_level_s.get) == "f1500"
     light = write_experiment(tmp_path / "l.toml", heavy.read_text().replace("period_ms = 200.0", "period_ms = 2000.0"))
     r = build_simulation(load_experiment(light), "dvfs-dense").run()
-    assert max(r["time_at_level_s"], key=r["time_at_level_s"].get) == "f600"
+    assert max(r.time_at_level_s, key=r.time_at_level_s.get) == "f600"
 
 
 def test_replayed_dvfs_trace(tmp_path: Path) -> None:
@@ -144,10 +148,10 @@ def test_replayed_dvfs_trace(tmp_path: Path) -> None:
         f'[policy]\nkind = "trace"\ntrace = "{trace}"\n',
     )  # fmt: skip
     r = build_simulation(load_experiment(exp), "rt3").run()
-    hi, lo = r["time_at_level_s"]["f1500"], r["time_at_level_s"]["f600"]
-    assert set(r["time_at_level_s"]) == {"f1500", "f600"}
+    hi, lo = r.time_at_level_s["f1500"], r.time_at_level_s["f600"]
+    assert set(r.time_at_level_s) == {"f1500", "f600"}
     assert hi == pytest.approx(lo, rel=0.1)  # 10 s each per 20-s loop
-    assert r["level_changes"] >= 2 * math.floor(r["life_s"] / 20.0) - 1
+    assert r.level_changes >= 2 * math.floor(r.life_s / 20.0) - 1
 
 
 def test_request_trace_arrivals(tmp_path: Path) -> None:
@@ -160,4 +164,4 @@ def test_request_trace_arrivals(tmp_path: Path) -> None:
     sim = build_simulation(load_experiment(exp), "dense-max")
     assert [sim.arrivals.at(k) for k in range(5)] == pytest.approx([0, 0.1, 0.15, 1.0, 1.0 + 1.0 / 3])
     r = sim.run()
-    assert r["deadline_misses"] > 0  # 0.1 and 0.15 queue behind 88-ms inferences
+    assert r.deadline_misses > 0  # 0.1 and 0.15 queue behind 88-ms inferences

@@ -7,6 +7,8 @@ from typing import Any
 
 from testbed.rt3.artifact import Artifact
 from testbed.runstore import RunStore
+from testbed.runstore.executor import FINISHED_MANIFEST
+from testbed.runstore.results import SearchSummary
 
 SMALL = ["--sparsity", "0,0.25,0.5,0.75", "--candidates", "2", "--eval-batches", "1", "--no-progress", "--json"]
 
@@ -37,6 +39,9 @@ def test_search_writes_log_and_artifact_then_resumes(
         rows = [json.loads(r[3]) for r in store.rows("log")]
         assert store.manifest()["latency_source"] == "predicted: op-count (RT3)"
         assert "search:random" in store.results()
+        assert set(FINISHED_MANIFEST) <= set(store.manifest())  # the same keys as sim and hil runs
+        assert store.results()["search:random"] == SearchSummary.from_dict(json.loads((out / "best.json").read_text()))
+    assert json.loads((out / "summary.json").read_text())["search:random"]["evaluations"] == 7
     assert sum(not r["memo_hit"] for r in rows) == 7
     assert cli(*args).code == 2  # the directory holds a search already
 

@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from devices.errors import BadInputError
-from testbed.experiment.profile_table import load_profile_table
+from testbed.paths import profile_table_path
 from testbed.rt3.pp import PatternSet
 from testbed.rt3.search_api import PatternSearchAPI
 from testbed.search.latency import OP_COUNT_SOURCE, OpCountLatency, ProfileLatency
+from traces.profile import load_profile_table
 
 
 def _set(sparsity: float) -> PatternSet:
@@ -18,7 +19,7 @@ def _set(sparsity: float) -> PatternSet:
 
 
 def test_profile_latency_interpolates_between_profiled_sets() -> None:
-    table = load_profile_table("rpi4")
+    table = load_profile_table(profile_table_path("rpi4"))
     lat = ProfileLatency(table, ["f1500", "f600"])
     assert lat.level_names == ["f1500", "f600"]
     row = table.get("ps62", "f600")
@@ -34,7 +35,7 @@ def test_profile_latency_interpolates_between_profiled_sets() -> None:
 
 
 def test_profile_levels_must_exist_and_be_ordered() -> None:
-    table = load_profile_table("rpi4")
+    table = load_profile_table(profile_table_path("rpi4"))
     with pytest.raises(BadInputError, match="f9999"):
         ProfileLatency(table, ["f9999"])
     with pytest.raises(BadInputError, match="fastest first"):

@@ -7,7 +7,6 @@ Units are on every axis; strategies keep their colours (:mod:`analysis.style`). 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +15,8 @@ from matplotlib.figure import Figure
 from analysis.runs import RunData
 from analysis.style import figure, ordered_strategies, strategy_color, strategy_linestyle
 from devices.errors import BadInputError
+from testbed.runstore.reader import StrategyResult
+from traces.profile import ProfileTable
 
 
 def soc_voltage(run: RunData) -> Figure:
@@ -44,6 +45,14 @@ def soc_voltage(run: RunData) -> Figure:
     return fig
 
 
+def _life_h(r: StrategyResult) -> float:
+    return r.life_h
+
+
+def _inferences(r: StrategyResult) -> float:
+    return float(r.inferences)
+
+
 def battery_life(runs: Sequence[RunData], baseline: str = "dense-max") -> Figure:
     """Battery life per strategy in hours and in inferences, annotated with the ratio to ``baseline``."""
     fig, (ax_h, ax_n) = figure("double", 2.4, 1, 2)
@@ -53,8 +62,9 @@ def battery_life(runs: Sequence[RunData], baseline: str = "dense-max") -> Figure
     x = np.arange(len(strategies))
     for i, run in enumerate(runs):
         base = run.results.get(baseline)
-        for ax, key, scale in ((ax_h, "life_h", 1.0), (ax_n, "inferences", 1e-3)):
-            vals = [run.results.get(s, {}).get(key, np.nan) * scale for s in strategies]
+        for ax, key, scale in ((ax_h, _life_h, 1.0), (ax_n, _inferences, 1e-3)):
+            got = {s: key(r) for s, r in run.results.items()}
+            vals = [got.get(s, np.nan) * scale for s in strategies]
             bars = ax.bar(
                 x + (i - (len(runs) - 1) / 2) * width,
                 vals,
@@ -65,12 +75,12 @@ def battery_life(runs: Sequence[RunData], baseline: str = "dense-max") -> Figure
                 linewidth=0.5,
                 label=f"{run.battery_model} ({run.name})",
             )
-            if base:
+            base_value = key(base) if base is not None else 0.0
+            if base_value:
                 for bar, s in zip(bars, strategies, strict=True):
-                    r = run.results.get(s, {}).get(key)
-                    if r is not None and base.get(key):
+                    if s in got:
                         ax.annotate(
-                            f"{r / base[key]:.2f}×",
+                            f"{got[s] / base_value:.2f}×",
                             (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                             ha="center",
                             va="bottom",
@@ -98,7 +108,7 @@ def battery_life(runs: Sequence[RunData], baseline: str = "dense-max") -> Figure
     return fig
 
 
-def latency_vs_frequency(profile: Any, deadline_ms: float | None = None) -> Figure:
+def latency_vs_frequency(profile: ProfileTable, deadline_ms: float | None = None) -> Figure:
     """p50 latency (bars: p90 and p99) against frequency, one line per pattern set, deadline dashed."""
     fig, ax = figure("single", 2.4)
     for i, ps in enumerate(profile.pattern_sets):
@@ -163,7 +173,7 @@ def power_trace(run: RunData, strategy: str = "rt3", zoom_s: float | None = None
     return fig
 
 
-def accuracy_vs_sparsity(profile: Any) -> Figure:
+def accuracy_vs_sparsity(profile: ProfileTable) -> Figure:
     """Accuracy of each pattern set against its sparsity."""
     fig, ax = figure("single", 2.2)
     sp = [profile.get(p, profile.levels[0]).sparsity * 100 for p in profile.pattern_sets]
@@ -202,7 +212,7 @@ def search_reward(log: pd.DataFrame) -> Figure:
     return fig
 
 
-def profile_heatmap(profile: Any) -> Figure:
+def profile_heatmap(profile: ProfileTable) -> Figure:
     """Energy per inference (mJ) for every pattern set × frequency level."""
     grid = np.array([[profile.get(p, lv).energy_per_inference_j * 1e3 for lv in profile.levels]
                      for p in profile.pattern_sets])  # fmt: skip

@@ -7,25 +7,35 @@ Layout of the output directory::
                                    search_reward (when a search log is given or stored in a run)
     tables/<name>.{md,tex,csv}     battery_life, profile_summary
     report.md                      the tables inline and links to every figure
+    report.json                    the index: for every figure and table its files, the runs it was drawn
+                                   from (run id, content SHA-256 of the run store, fidelity) and other inputs
 
-The profile table is taken from ``--profile`` or from the first run's configuration.
+The profile table is taken from ``profile`` (a path; the CLI resolves bundled names) or from the first run's
+configuration. Runs are read through :class:`testbed.runstore.reader.RunReader` only.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from analysis import figures, tables
-from analysis.runs import RunData, load_run, run_path
+from analysis.provenance import InputFile, RunRef, Source
+from analysis.runs import RunData, load_run
 from analysis.style import save
 from devices.errors import BadInputError
+from testbed.runstore.reader import RunReader
+from traces.profile import ProfileTable, load_profile_table
+
+#: Version of the ``report.json`` layout.
+INDEX_VERSION = 1
 
 CAPTIONS = {
     "battery_life": "Battery life per strategy, in hours and in inferences; labels give the ratio to dense-max.",
@@ -45,6 +55,16 @@ class Report:
     figures: dict[str, list[Path]] = field(default_factory=dict)
     tables: dict[str, list[Path]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    figure_sources: dict[str, Source] = field(default_factory=dict)
+    table_sources: dict[str, Source] = field(default_factory=dict)
+
+    def add_figure(self, name: str, files: list[Path], source: Source) -> None:
+        self.figures[name] = files
+        self.figure_sources[name] = source
+
+    def add_table(self, name: str, files: list[Path], source: Source) -> None:
+        self.tables[name] = files
+        self.table_sources[name] = source
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,25 +72,41 @@ class Report:
             "figures": {k: [str(p) for p in v] for k, v in self.figures.items()},
             "tables": {k: [str(p) for p in v] for k, v in self.tables.items()},
             "skipped": self.skipped,
+            "index": str(self.out_dir / "report.json"),
+        }
+
+    def index(self, runs: Sequence[RunData]) -> dict[str, Any]:
+        """The machine-readable index written as ``report.json`` (file paths relative to :attr:`out_dir`)."""
+
+        def entry(files: list[Path], source: Source, caption: str | None) -> dict[str, Any]:
+            d = {"files": [str(p.relative_to(self.out_dir)) for p in files], **source.to_dict()}
+            return {**d, "caption": caption} if caption else d
+
+        return {
+            "index_version": INDEX_VERSION,
+            "created_wall": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "runs": [
+                {**asdict(RunRef.of(r.reader)), "name": r.name, "mode": r.mode, "battery_model": r.battery_model}
+                for r in runs
+            ],
+            "figures": {
+                k: entry(v, self.figure_sources[k], CAPTIONS.get(k.split("-")[0])) for k, v in self.figures.items()
+            },
+            "tables": {k: entry(v, self.table_sources[k], None) for k, v in self.tables.items()},
+            "skipped": dict(self.skipped),
         }
 
 
-def profile_of(run: RunData) -> Any:
-    """The profile table named in a run's configuration (relative paths from the experiment file)."""
-    from testbed.experiment.profile_table import load_profile_table
-
-    cfg = run.manifest.get("config") or {}
-    name = (cfg.get("profile") or {}).get("table")
-    if not name:
+def profile_of(run: RunData) -> ProfileTable:
+    """The profile table named in a run's configuration (:meth:`RunReader.profile_table_path`)."""
+    path = run.reader.profile_table_path()
+    if path is None:
         raise BadInputError(f"{run.path}: the run names no profile table; pass --profile")
-    p = Path(str(name))
-    if not p.is_absolute() and cfg.get("base_dir") and (Path(cfg["base_dir"]) / p).is_file():
-        p = Path(cfg["base_dir"]) / p
-    return load_profile_table(p if p.is_file() else str(name))
+    return load_profile_table(path)
 
 
-def search_log_of(runs: Sequence[RunData], path: Path | None) -> pd.DataFrame | None:
-    """Search evaluations as a table with columns algo, seed, evaluation, reward.
+def search_log_of(runs: Sequence[RunData], path: Path | None) -> tuple[pd.DataFrame | None, Source]:
+    """Search evaluations as a table with columns algo, seed, evaluation, reward, and what it was read from.
 
     ``path`` is a search run written by ``testbed search`` (its directory or ``run.sqlite``), or a CSV /
     JSON-lines file with those columns; without it, the runs' own ``log`` tables are searched.
@@ -78,35 +114,24 @@ def search_log_of(runs: Sequence[RunData], path: Path | None) -> pd.DataFrame | 
     """
     if path is not None:
         if path.is_dir() or path.suffix == ".sqlite":
-            return _search_rows(_read_log(run_path(path)))
+            with RunReader.open(path) as reader:
+                return _search_rows(reader.frame("log"), reader.manifest), Source(runs=(RunRef.of(reader),))
         if not path.is_file():
             raise BadInputError(f"{path}: search log not found")
+        source = Source(inputs=(InputFile.of(path),))
         if path.suffix == ".csv":
-            return pd.read_csv(path)
+            return pd.read_csv(path), source
         try:
-            return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+            return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()]), source
         except json.JSONDecodeError as exc:
             raise BadInputError(f"{path}:{exc.lineno}: not JSON lines: {exc.msg}") from None
-    frames = [_search_rows((run.table("log"), run.manifest)) for run in runs]
-    found = [f for f in frames if f is not None]
-    return pd.concat(found, ignore_index=True) if found else None
+    found = [(run, f) for run in runs if (f := _search_rows(run.table("log"), run.reader.manifest)) is not None]
+    if not found:
+        return None, Source()
+    return pd.concat([f for _, f in found], ignore_index=True), _from_runs(run for run, _ in found)
 
 
-def _read_log(db: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            log = pd.read_sql_query("SELECT * FROM log ORDER BY rowid", conn)
-            manifest = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM manifest")}
-        finally:
-            conn.close()
-    except (sqlite3.Error, pd.errors.DatabaseError) as exc:
-        raise BadInputError(f"{db}: not a search run: {exc}") from None
-    return log, manifest
-
-
-def _search_rows(log_and_manifest: tuple[pd.DataFrame, dict[str, Any]]) -> pd.DataFrame | None:
-    log, manifest = log_and_manifest
+def _search_rows(log: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame | None:
     rows = log[log["source"].str.startswith("search:") & (log["kind"] == "candidate")]
     out = []
     seed = manifest.get("seed", 0)
@@ -119,79 +144,86 @@ def _search_rows(log_and_manifest: tuple[pd.DataFrame, dict[str, Any]]) -> pd.Da
     return pd.DataFrame(out) if out else None
 
 
+def _from_runs(runs: Iterable[RunData], inputs: tuple[InputFile, ...] = ()) -> Source:
+    return Source(tuple(RunRef.of(r.reader) for r in runs), inputs)
+
+
 def build_report(
     run_paths: Sequence[str | Path],
     out_dir: str | Path,
     formats: Sequence[str] = ("pdf", "png"),
-    profile: str | Path | None = None,
+    profile: Path | None = None,
     search_log: Path | None = None,
     baseline: str = "dense-max",
 ) -> Report:
-    """Write every figure and table that the given runs support; see the module docstring."""
+    """Write every figure and table that the given runs support, and the index; see the module docstring.
+
+    ``profile`` is a profile table CSV (default: the one the first run's configuration names).
+    """
     if not run_paths:
         raise BadInputError("give at least one run")
     runs = [load_run(p) for p in run_paths]
     out = Path(out_dir)
     rep = Report(out)
     fig_dir, tab_dir = out / "figures", out / "tables"
+
+    def figure(name: str, fig: Figure, source: Source) -> None:
+        rep.add_figure(name, save(fig, fig_dir, name, formats), source)
+
+    def table(name: str, df: pd.DataFrame, caption: str, source: Source) -> None:
+        rep.add_table(name, tables.write_table(df, tab_dir, name, caption), source)
+
     try:
-        rep.figures["battery_life"] = save(figures.battery_life(runs, baseline), fig_dir, "battery_life", formats)
+        every = _from_runs(runs)
+        figure("battery_life", figures.battery_life(runs, baseline), every)
         for i, run in enumerate(runs):
             tag = _slug(run.name) if len({r.name for r in runs}) == len(runs) else f"{_slug(run.name)}-{i}"
-            rep.figures[f"soc_voltage-{tag}"] = save(figures.soc_voltage(run), fig_dir, f"soc_voltage-{tag}", formats)
+            figure(f"soc_voltage-{tag}", figures.soc_voltage(run), _from_runs([run]))
             strategy = "rt3" if "rt3" in run.results else next(iter(run.results))
-            rep.figures[f"power_trace-{tag}"] = save(
-                figures.power_trace(run, strategy), fig_dir, f"power_trace-{tag}", formats
-            )
-        rep.tables["battery_life"] = tables.write_table(
-            tables.battery_life_table(runs, baseline), tab_dir, "battery_life",
-            f"Battery life, deadline misses and accuracy per strategy (ratios against {baseline}).",
-        )  # fmt: skip
+            figure(f"power_trace-{tag}", figures.power_trace(run, strategy), _from_runs([run]))
+        life_caption = f"Battery life, deadline misses and accuracy per strategy (ratios against {baseline})."
+        table("battery_life", tables.battery_life_table(runs, baseline), life_caption, every)
         try:
-            prof = load_profile_any(profile) if profile is not None else profile_of(runs[0])
+            prof = load_profile_table(profile) if profile is not None else profile_of(runs[0])
         except BadInputError as exc:
             if profile is not None:
                 raise
             rep.skipped["profile figures"] = str(exc)
             prof = None
         if prof is not None:
-            rep.figures["latency_vs_frequency"] = save(
-                figures.latency_vs_frequency(prof, runs[0].deadline_ms), fig_dir, "latency_vs_frequency", formats
-            )
-            rep.figures["accuracy_vs_sparsity"] = save(
-                figures.accuracy_vs_sparsity(prof), fig_dir, "accuracy_vs_sparsity", formats
-            )
-            rep.figures["profile_heatmap"] = save(figures.profile_heatmap(prof), fig_dir, "profile_heatmap", formats)
-            rep.tables["profile_summary"] = tables.write_table(
-                tables.profile_summary_table(prof), tab_dir, "profile_summary",
-                "Latency, energy per inference, power and accuracy per pattern set and frequency.",
-            )  # fmt: skip
-        log = search_log_of(runs, search_log)
+            table_file = (InputFile.of(Path(prof.path)),)
+            first = _from_runs([runs[0]], table_file)  # its deadline is drawn; without --profile it named the table
+            named = first if profile is None else Source(inputs=table_file)
+            figure("latency_vs_frequency", figures.latency_vs_frequency(prof, runs[0].deadline_ms), first)
+            figure("accuracy_vs_sparsity", figures.accuracy_vs_sparsity(prof), named)
+            figure("profile_heatmap", figures.profile_heatmap(prof), named)
+            summary_caption = "Latency, energy per inference, power and accuracy per pattern set and frequency."
+            table("profile_summary", tables.profile_summary_table(prof), summary_caption, named)
+        log, log_source = search_log_of(runs, search_log)
         if log is not None and len(log):
-            rep.figures["search_reward"] = save(figures.search_reward(log), fig_dir, "search_reward", formats)
+            figure("search_reward", figures.search_reward(log), log_source)
         else:
             rep.skipped["search_reward"] = "no search log (pass --search-log, or run `testbed search` into the run)"
-        _write_index(rep, runs)
+        _write_markdown(rep, runs)
+        (out / "report.json").write_text(json.dumps(rep.index(runs), indent=2) + "\n", encoding="utf-8")
     finally:
         for run in runs:
             run.close()
     return rep
 
 
-def load_profile_any(profile: str | Path) -> Any:
-    from testbed.experiment.profile_table import load_profile_table
-
-    return load_profile_table(profile)
-
-
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text).strip("-") or "run"
 
 
-def _write_index(rep: Report, runs: Sequence[RunData]) -> None:
-    lines = ["# RT3 testbed report", ""]
+def _write_markdown(rep: Report, runs: Sequence[RunData]) -> None:
+    fidelity = ", ".join(dict.fromkeys(run.fidelity for run in runs))
+    lines = [f"# RT3 testbed report ({fidelity})", ""]
     for run in runs:
-        lines.append(f"- run `{run.name}`: {run.mode} mode, {run.battery_model} battery, `{run.path}`")
+        lines.append(
+            f"- run `{run.name}`: {run.mode} mode, {run.battery_model} battery, `{run.path}` "
+            f"(run id {run.run_id}, content sha256 {run.reader.content_sha256[:16]})"
+        )
     lines.append("")
     for name, paths in rep.tables.items():
         md = next(p for p in paths if p.suffix == ".md")
@@ -202,4 +234,6 @@ def _write_index(rep: Report, runs: Sequence[RunData]) -> None:
         lines += [f"## Figure: {name}", "", f"![{caption}]({shown.relative_to(rep.out_dir)})", "", caption, ""]
     for name, why in rep.skipped.items():
         lines.append(f"- skipped {name}: {why}")
+    lines.append("")
+    lines.append("Where every figure and table came from (runs, their content digests, inputs): `report.json`.")
     (rep.out_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from analysis.runs import RunData
 from analysis.style import ordered_strategies
+from traces.profile import ProfileTable
 
 
 def battery_life_table(runs: Sequence[RunData], baseline: str = "dense-max") -> pd.DataFrame:
@@ -22,7 +23,7 @@ def battery_life_table(runs: Sequence[RunData], baseline: str = "dense-max") -> 
     rows: list[dict[str, Any]] = []
     tag = baseline.replace("-", "_")
     for run in runs:
-        base = run.results.get(baseline, {})
+        base = run.results.get(baseline)
         for s in ordered_strategies(run.results):
             r = run.results[s]
             rows.append(
@@ -31,17 +32,15 @@ def battery_life_table(runs: Sequence[RunData], baseline: str = "dense-max") -> 
                     "battery": run.battery_model,
                     "mode": run.mode,
                     "strategy": s,
-                    "life_h": r.get("life_h"),
-                    "inferences": r.get("inferences"),
-                    f"life_vs_{tag}": _ratio(r.get("life_h"), base.get("life_h")),
-                    f"inferences_vs_{tag}": _ratio(r.get("inferences"), base.get("inferences")),
-                    "deadline_misses": r.get("deadline_misses"),
-                    "miss_rate_pct": 100.0 * r["miss_rate"] if r.get("miss_rate") is not None else None,
-                    "accuracy_pct": 100.0 * r["accuracy_time_weighted"]
-                    if r.get("accuracy_time_weighted") is not None
-                    else None,
-                    "switches": r.get("switches"),
-                    "end_reason": r.get("end_reason"),
+                    "life_h": r.life_h,
+                    "inferences": r.inferences,
+                    f"life_vs_{tag}": _ratio(r.life_h, base.life_h if base else None),
+                    f"inferences_vs_{tag}": _ratio(r.inferences, base.inferences if base else None),
+                    "deadline_misses": r.deadline_misses,
+                    "miss_rate_pct": 100.0 * r.miss_rate,
+                    "accuracy_pct": 100.0 * r.accuracy_time_weighted,
+                    "switches": r.switches,
+                    "end_reason": r.end_reason,
                 }
             )
     return pd.DataFrame(rows)
@@ -51,7 +50,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def profile_summary_table(profile: Any) -> pd.DataFrame:
+def profile_summary_table(profile: ProfileTable) -> pd.DataFrame:
     """One row per pattern set × level: latency, energy per inference, power, accuracy."""
     rows = []
     for ps in profile.pattern_sets:

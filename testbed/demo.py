@@ -75,7 +75,7 @@ def _testbed(args: Sequence[str | Path], log: Path) -> None:
 
 def derive_deadline_ms(profile_csv: Path) -> tuple[float, str]:
     """The demo deadline (ms) and the rule that chose it: 1.1 x p99 of the sparsest set at the lowest level."""
-    from testbed.experiment.profile_table import load_profile_table
+    from traces.profile import load_profile_table
 
     prof = load_profile_table(profile_csv)
     sparsest, low = prof.pattern_sets[-1], prof.levels[-1]
@@ -90,9 +90,13 @@ def derive_deadline_ms(profile_csv: Path) -> tuple[float, str]:
 def scaled_cell(out: Path, name: str = "phone-lco", factor: float = 25.0) -> Path:
     """A copy of a bundled cell with its capacity divided by ``factor`` (a demo-sized battery)."""
     import re
-    from importlib import resources
 
-    text = (resources.files("testbed") / "data" / f"cell-{name}.toml").read_text(encoding="utf-8")
+    from testbed.paths import CELLS
+
+    bundled = CELLS.path(name)
+    if bundled is None:
+        raise BadInputError(f"no bundled cell {name!r}; bundled cells: {', '.join(CELLS.names())}")
+    text = bundled.read_text(encoding="utf-8")
     m = re.search(r"^capacity_ah = ([0-9.]+)$", text, flags=re.M)
     if m is None:
         raise BadInputError(f"bundled cell {name} has no capacity_ah line")
@@ -201,23 +205,23 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
 
 
 def _summary(out: Path, runs: list[Path], deadline_ms: float, why: str, wall_s: float) -> dict[str, Any]:
-    from analysis.runs import load_run
+    from testbed.runstore.reader import RunReader
+    from testbed.runstore.results import StrategyResult
 
     per_run: dict[str, Any] = {}
     for run_dir in runs:
-        run = load_run(run_dir)
-        try:
-            per_run[run.battery_model] = {
+        with RunReader.open(run_dir) as run:
+            model = str((run.config.get("battery") or {}).get("model") or "?")
+            per_run[model] = {
                 s: {
-                    "life_h": r.get("life_h"),
-                    "inferences": r.get("inferences"),
-                    "deadline_misses": r.get("deadline_misses"),
-                    "accuracy": r.get("accuracy_time_weighted"),
+                    "life_h": r.life_h,
+                    "inferences": r.inferences,
+                    "deadline_misses": r.deadline_misses,
+                    "accuracy": r.accuracy_time_weighted,
                 }
-                for s, r in run.results.items()
+                for s, r in run.results().items()
+                if isinstance(r, StrategyResult)
             }
-        finally:
-            run.close()
     if "bucket" not in per_run:
         raise BadInputError(f"{out}: the bucket run is missing")
     return {

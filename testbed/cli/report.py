@@ -1,4 +1,7 @@
-"""``testbed report RUN [RUN …] --out DIR [--format pdf,png,svg]``: the paper's figures and tables."""
+"""``testbed report RUN [RUN …] --out DIR [--format pdf,png,svg]``: the paper's figures and tables, and their index.
+
+``--profile`` takes a CSV path or a bundled name, resolved by the one rule of :mod:`testbed.paths`.
+"""
 
 from __future__ import annotations
 
@@ -31,8 +34,10 @@ def report(
     """Turn runs (simulated or hardware-in-the-loop) into paper figures (PDF/PNG/SVG) and tables (MD/TeX/CSV)."""
     from analysis.report import build_report
     from analysis.style import parse_formats
+    from testbed.paths import profile_table_path
 
-    rep = build_report(runs, out, parse_formats(formats), profile, search_log, baseline)
+    table = profile_table_path(profile) if profile is not None else None
+    rep = build_report(runs, out, parse_formats(formats), table, search_log, baseline)
     if json_out:
         print_json(rep.to_dict())
         return
@@ -41,4 +46,4 @@ def report(
     console.print(table_md.read_text(encoding="utf-8"), highlight=False, markup=False)
     for name, why in rep.skipped.items():
         console.print(f"skipped {name}: {why}", highlight=False)
-    console.print(f"index: {out / 'report.md'}", highlight=False)
+    console.print(f"index: {out / 'report.md'} (machine-readable: {out / 'report.json'})", highlight=False)

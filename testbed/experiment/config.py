@@ -24,7 +24,7 @@
     max_duration_s = 36000            # optional cap on device time
 
     [battery]
-    model = "bucket"                  # bucket | ecm
+    model = "bucket"                  # rt3-accounting | energy-bucket (alias: bucket) | ecm
     energy_j = 37800.0                # bucket
     cell = "nmc-18650"                # ecm: bundled cell name or TOML path
     soc0 = 1.0
@@ -48,6 +48,11 @@
     [hil]
     compress = true                   # measure each level's steady state, extrapolate
     inferences_per_level = 50
+
+Every file the experiment names (:data:`PATH_FIELDS`: profile table, cell, request and DVFS traces, token,
+artifact) is resolved once, when the file is loaded, by the one rule of :mod:`testbed.paths`: relative to the
+experiment file's directory, bundled names (``rpi4``, ``nmc-18650``) to the bundled files. The loaded config
+(and so the run manifest) carries absolute paths; nothing downstream resolves a path again.
 """
 
 from __future__ import annotations
@@ -56,16 +61,17 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from devices.errors import BadInputError, ParseError
+from testbed.battery import registry
+from testbed.experiment.strategy import strategy_names
+from testbed.paths import CELLS, PROFILE_TABLES, BundledKind, resolve_path
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-STRATEGIES = ("dense-max", "dvfs-dense", "static-sparse", "rt3", "oracle")
 
 
 class _Strict(BaseModel):
@@ -100,7 +106,7 @@ class RequestsCfg(_Strict):
 
 
 class BatteryCfg(_Strict):
-    model: Literal["bucket", "ecm"] = "bucket"
+    model: str = "bucket"  # a name of testbed.battery.registry (kept as written: manifests and resumes compare it)
     energy_j: float | None = Field(default=None, gt=0)
     cell: str | None = None
     soc0: float = Field(default=1.0, gt=0, le=1)
@@ -108,12 +114,18 @@ class BatteryCfg(_Strict):
     static_power_w: float = Field(default=0.0, ge=0)
     record_interval_s: float = Field(default=10.0, gt=0)
 
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        if not registry.is_known(name):
+            raise ValueError(f"unknown battery model {name!r}; known: {registry.known()}")
+        return name
+
     @model_validator(mode="after")
     def _source(self) -> BatteryCfg:
-        if self.model == "bucket" and self.energy_j is None:
-            raise ValueError("a bucket battery needs energy_j")
-        if self.model == "ecm" and self.cell is None:
-            raise ValueError("an ecm battery needs cell")
+        sized_by = registry.spec(self.model).sized_by
+        if all(getattr(self, f) is None for f in sized_by):
+            raise ValueError(f"a {self.model} battery needs {' or '.join(sized_by)}")
         return self
 
 
@@ -159,8 +171,8 @@ class ExperimentConfig(_Strict):
     name: str = "experiment"
     mode: Literal["sim", "hil"] = "sim"
     seed: int = 0
-    strategies: list[Literal["dense-max", "dvfs-dense", "static-sparse", "rt3", "oracle"]] = Field(
-        default_factory=lambda: list(STRATEGIES)  # type: ignore[arg-type]
+    strategies: list[str] = Field(
+        default_factory=lambda: list(strategy_names())  # every registered strategy (testbed.experiment.strategy)
     )
     board: BoardCfg = Field(default_factory=BoardCfg)
     profile: ProfileCfg = Field(default_factory=ProfileCfg)
@@ -170,7 +182,15 @@ class ExperimentConfig(_Strict):
     policy: PolicyCfg = Field(default_factory=PolicyCfg)
     strategy: StrategyCfg = Field(default_factory=StrategyCfg)
     hil: HilCfg = Field(default_factory=HilCfg)
-    base_dir: str = "."
+    base_dir: str = "."  # the experiment file's directory; every path above is already resolved against it
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, names: list[str]) -> list[str]:
+        unknown = [s for s in names if s not in strategy_names()]
+        if unknown:
+            raise ValueError(f"unknown strategy {unknown[0]!r}; known: {', '.join(strategy_names())}")
+        return names
 
     @model_validator(mode="after")
     def _mode(self) -> ExperimentConfig:
@@ -184,30 +204,42 @@ class ExperimentConfig(_Strict):
             raise ValueError("hil mode needs artifact.path")
         return self
 
-    def resolve(self, path: str | None) -> str | None:
-        """A path from the file, relative to the experiment file's directory (names without / stay as given)."""
-        if path is None:
-            return None
-        p = Path(path)
-        if p.is_absolute():
-            return str(p)
-        candidate = Path(self.base_dir) / p
-        return str(candidate) if candidate.exists() or "/" in path or p.suffix else path
-
 
 def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(x) for x in loc if not isinstance(x, int)) or "(top level)"
 
 
+#: (section, field, bundled kind) of every file an experiment names; resolved once, by :func:`parse_experiment`.
+PATH_FIELDS: tuple[tuple[str, str, BundledKind | None], ...] = (
+    ("board", "token_file", None),
+    ("profile", "table", PROFILE_TABLES),
+    ("artifact", "path", None),
+    ("requests", "trace", None),
+    ("battery", "cell", CELLS),
+    ("policy", "trace", None),
+)
+
+
 def parse_experiment(data: dict[str, Any], path: str, base_dir: str = ".") -> ExperimentConfig:
-    """Validate a decoded experiment table; :class:`ParseError` names the first bad field."""
+    """Validate a decoded experiment table and resolve every path in it (:mod:`testbed.paths`, against
+    ``base_dir``) to an absolute path; :class:`ParseError` names the first bad field."""
     try:
-        return ExperimentConfig.model_validate({**data, "base_dir": base_dir})
+        cfg = ExperimentConfig.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
         err = exc.errors()[0]
         field = _field_path(tuple(err["loc"]))
         msg = str(err["msg"]).removeprefix("Value error, ")
         raise ParseError(path, None, f"{field}: {msg}") from None
+    for section, name, bundled in PATH_FIELDS:
+        part = getattr(cfg, section)
+        value = getattr(part, name)
+        if value is None:
+            continue
+        try:
+            setattr(part, name, str(resolve_path(value, base_dir, bundled)))
+        except BadInputError as exc:
+            raise ParseError(path, None, f"{section}.{name}: {exc}") from None
+    return cfg
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:

@@ -9,7 +9,7 @@ import pytest
 
 from testbed.demo import derive_deadline_ms, experiment_toml, run_demo, scaled_cell
 from testbed.experiment.config import load_experiment
-from testbed.experiment.profile_table import load_profile_table
+from traces.profile import load_profile_table
 
 PROFILE = Path(__file__).resolve().parents[2] / "testbed" / "data" / "profile-rpi4.csv"
 

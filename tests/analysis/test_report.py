@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +70,8 @@ def test_battery_life_table_ratios_match_the_results(runs):
         run.close()
     assert list(df["strategy"]) == ["dense-max", "dvfs-dense", "static-sparse", "rt3", "oracle"]
     for row in df.itertuples():
-        assert row.life_h == pytest.approx(res[row.strategy]["life_h"])
-        assert row.life_vs_dense_max == pytest.approx(res[row.strategy]["life_h"] / res["dense-max"]["life_h"])
+        assert row.life_h == pytest.approx(res[row.strategy].life_h)
+        assert row.life_vs_dense_max == pytest.approx(res[row.strategy].life_h / res["dense-max"].life_h)
 
 
 def test_markdown_and_latex_writers():
@@ -107,3 +110,76 @@ def test_cli_report_exit_codes(runs, tmp_path, cli):
     assert "battery_life" in json.loads(r.out)["figures"]
     r = cli("report", tmp_path, "--out", tmp_path / "x")
     assert r.code == 2 and r.err.startswith("error: ") and "not a run" in r.err
+
+
+def _index_files(index: dict) -> set[str]:
+    return {f for kind in ("figures", "tables") for entry in index[kind].values() for f in entry["files"]}
+
+
+def test_report_json_indexes_every_figure_and_table_with_its_runs(runs, tmp_path):
+    from testbed.runstore.reader import RunReader
+
+    out = tmp_path / "rep"
+    rep = build_report(runs, out, ["png"])
+    index = json.loads((out / "report.json").read_text())
+    on_disk = {str(p.relative_to(out)) for d in ("figures", "tables") for p in (out / d).iterdir()}
+    assert _index_files(index) == on_disk  # every written file is named, every named file exists
+    assert set(index["figures"]) == set(rep.figures) and set(index["tables"]) == set(rep.tables)
+    with RunReader.open(runs[0]) as reader:
+        expected = {"run_id": reader.run_id, "content_sha256": reader.content_sha256, "fidelity": "simulation"}
+    assert [{k: r[k] for k in expected} for r in index["runs"]] == [expected]
+    for kind in ("figures", "tables"):
+        for name, entry in index[kind].items():
+            assert entry["runs"], f"{kind} {name} names no run"
+            assert all({k: r[k] for k in expected} == expected for r in entry["runs"])
+    profile_inputs = index["figures"]["profile_heatmap"]["inputs"]
+    assert [i["path"] for i in profile_inputs] == [str(PROFILE)]
+    assert profile_inputs[0]["sha256"] == hashlib.sha256(PROFILE.read_bytes()).hexdigest()
+    assert expected["content_sha256"][:16] in (out / "report.md").read_text()
+
+
+def test_report_json_checksum_changes_when_the_run_changes(runs, tmp_path):
+    run = shutil.copytree(runs[0], tmp_path / "run")
+    build_report([run], tmp_path / "a", ["png"])
+    conn = sqlite3.connect(run / "run.sqlite")
+    conn.execute("UPDATE power_samples SET power_w = power_w * 1.5 WHERE rowid = 1")
+    conn.commit()
+    conn.close()
+    build_report([run], tmp_path / "b", ["png"])
+    a, b = (json.loads((tmp_path / d / "report.json").read_text()) for d in ("a", "b"))
+    assert a["runs"][0]["run_id"] == b["runs"][0]["run_id"]
+    assert a["runs"][0]["content_sha256"] != b["runs"][0]["content_sha256"]
+    assert (
+        a["figures"]["battery_life"]["runs"][0]["content_sha256"]
+        != b["figures"]["battery_life"]["runs"][0]["content_sha256"]
+    )
+
+
+def test_cli_report_takes_a_bundled_profile_name(runs, tmp_path, cli):
+    r = cli("report", runs[0], "--out", tmp_path / "rep", "--format", "png", "--profile", "rpi4", "--json")
+    assert r.code == 0, r.err
+    index = json.loads((tmp_path / "rep" / "report.json").read_text())
+    heatmap = index["figures"]["profile_heatmap"]
+    assert heatmap["runs"] == [] and [i["path"] for i in heatmap["inputs"]] == [str(PROFILE)]
+    r = cli("report", runs[0], "--out", tmp_path / "x", "--profile", "no-such-board")
+    assert r.code == 2 and "no profile table 'no-such-board'" in r.err
+
+
+def test_a_search_run_as_search_log_is_indexed_by_its_run_id(runs, tmp_path):
+    from testbed.runstore.manifest import base_manifest
+    from testbed.runstore.reader import RunReader, SearchSummary
+    from testbed.runstore.store import RunStore
+
+    with RunStore.create(tmp_path / "search", base_manifest({}, "search", 0)) as store:
+        for n, reward in enumerate([0.5, 0.7, 0.6]):
+            store.log("search:rl", "candidate", {"evaluation": n, "reward": reward, "memo_hit": False})
+        store.set_result("rl", SearchSummary("rl", 0.7, {}, [1], [], True, "test", 3, 3, 0, 0.1, "budget"))
+    rep = build_report(runs, tmp_path / "rep", ["png"], search_log=tmp_path / "search")
+    assert "search_reward" in rep.figures
+    entry = json.loads((tmp_path / "rep" / "report.json").read_text())["figures"]["search_reward"]
+    with RunReader.open(tmp_path / "search") as reader:
+        assert [(r["run_id"], r["content_sha256"], r["fidelity"]) for r in entry["runs"]] == [
+            (reader.run_id, reader.content_sha256, "search")
+        ]
+    with pytest.raises(BadInputError, match="a search run, not an experiment run"):
+        load_run(tmp_path / "search")

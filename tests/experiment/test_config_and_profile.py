@@ -8,7 +8,8 @@ import pytest
 
 from devices.errors import BadInputError, ParseError
 from testbed.experiment.config import load_experiment
-from testbed.experiment.profile_table import load_profile_table, parse_profile
+from testbed.paths import profile_table_path
+from traces.profile import load_profile_table, parse_profile
 
 GOOD = """
 name = "t"
@@ -63,7 +64,7 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_bundled_rpi4_profile_is_complete_and_labelled() -> None:
-    t = load_profile_table("rpi4")
+    t = load_profile_table(profile_table_path("rpi4"))
     assert t.levels == ["f1500", "f1000", "f750", "f600"]
     assert t.pattern_sets[0] == "dense"
     assert "model" in t.meta["source"]
@@ -87,7 +88,7 @@ def test_bundled_rpi4_profile_is_complete_and_labelled() -> None:
     ],
 )
 def test_profile_errors_name_line(old: str, new: str, problem: str) -> None:
-    text = load_profile_table("rpi4").to_csv()
+    text = load_profile_table(profile_table_path("rpi4")).to_csv()
     assert old in text
     with pytest.raises(ParseError) as err:
         parse_profile(text.replace(old, new, 1), "p.csv")
@@ -96,6 +97,37 @@ def test_profile_errors_name_line(old: str, new: str, problem: str) -> None:
 
 
 def test_profile_with_a_hole_is_rejected() -> None:
-    lines = load_profile_table("rpi4").to_csv().splitlines()
+    lines = load_profile_table(profile_table_path("rpi4")).to_csv().splitlines()
     with pytest.raises(ParseError, match="has no row for level"):
         parse_profile("\n".join(lines[:4] + lines[5:]), "p.csv")
+
+
+def test_paths_are_resolved_once_when_the_file_is_loaded(tmp_path: Path) -> None:
+    import json
+
+    from testbed.paths import data_dir
+
+    (tmp_path / "sub").mkdir()
+    p = tmp_path / "sub" / "e.toml"
+    body = GOOD.replace('model = "bucket"\nenergy_j = 100.0', 'model = "ecm"\ncell = "nmc-18650"')
+    p.write_text(body + '[policy]\nkind = "trace"\ntrace = "../dvfs.csv"\n')
+    cfg = load_experiment(p)
+    assert cfg.profile.table == str(data_dir() / "profile-rpi4.csv")  # the bundled name, resolved
+    assert cfg.battery.cell == str(data_dir() / "cell-nmc-18650.toml")
+    assert cfg.policy.trace == str(tmp_path / "dvfs.csv")  # relative to the experiment file, not the cwd
+    recorded = json.loads(cfg.model_dump_json())  # what a run's manifest records
+    assert recorded["profile"]["table"] == cfg.profile.table and recorded["policy"]["trace"] == cfg.policy.trace
+
+
+def test_an_unknown_bundled_name_is_named_at_load(tmp_path: Path) -> None:
+    p = tmp_path / "e.toml"
+    p.write_text(GOOD + '[profile]\ntable = "rpi9"\n')
+    with pytest.raises(ParseError) as err:
+        load_experiment(p)
+    msg = str(err.value)
+    assert msg.startswith(str(p)) and ": profile.table: no profile table 'rpi9'" in msg and "rpi4" in msg
+
+
+def test_the_profile_format_reads_files_only(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match="no such profile table"):
+        load_profile_table("rpi4")  # a bundled name is the testbed's business (testbed.paths)

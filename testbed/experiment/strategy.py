@@ -11,15 +11,31 @@
   the policy's level), idle power for the rest of the period included.
 
 A :class:`Plan` maps each policy level to a choice once, so the simulator's inner loop is a lookup.
+Strategies are registered by name (:func:`register_strategy`): a new strategy is one planner function and one
+call; the experiment config, the simulator and the hil runner find it through :func:`make_plan`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from devices.errors import BadInputError
-from testbed.experiment.config import StrategyCfg
-from testbed.experiment.profile_table import ProfileTable
+from traces.profile import ProfileTable
+
+
+class StrategySettings(Protocol):
+    """The ``[strategy]`` settings a planner may read (the experiment config's ``StrategyCfg`` is one)."""
+
+    @property
+    def static_set(self) -> str | None: ...
+
+    @property
+    def rt3_sets(self) -> Mapping[str, str]: ...
+
+    @property
+    def min_accuracy(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -35,7 +51,7 @@ def _meets(table: ProfileTable, ps: str, lv: str, deadline_ms: float) -> bool:
     return table.get(ps, lv).latency_p99_ms <= deadline_ms
 
 
-def rt3_set(table: ProfileTable, level: str, deadline_ms: float, cfg: StrategyCfg) -> str:
+def rt3_set(table: ProfileTable, level: str, deadline_ms: float, cfg: StrategySettings) -> str:
     """The pattern set RT3 runs at ``level`` (configured, else densest meeting the deadline)."""
     if level in cfg.rt3_sets:
         return cfg.rt3_sets[level]
@@ -52,48 +68,123 @@ def period_energy_j(table: ProfileTable, ps: str, lv: str, period_s: float) -> f
     return row.energy_per_inference_j + row.idle_power_w * max(period_s - busy_s, 0.0)
 
 
+@dataclass(frozen=True)
+class PlanRequest:
+    """What a planner gets: the profile, the levels the policy can ask for, the deadline, the period, settings."""
+
+    strategy: str
+    table: ProfileTable
+    policy_levels: list[str]
+    deadline_ms: float
+    period_s: float
+    settings: StrategySettings
+
+
+Planner = Callable[[PlanRequest], Plan]
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    name: str
+    summary: str
+    planner: Planner
+
+
+_REGISTRY: dict[str, StrategyInfo] = {}
+
+
+def register_strategy(name: str, summary: str) -> Callable[[Planner], Planner]:
+    """Decorator: register ``planner`` as strategy ``name`` (a name registered twice is a programming error)."""
+
+    def add(planner: Planner) -> Planner:
+        if name in _REGISTRY:
+            raise ValueError(f"strategy {name!r} is already registered")
+        _REGISTRY[name] = StrategyInfo(name, summary, planner)
+        return planner
+
+    return add
+
+
+def strategy_names() -> tuple[str, ...]:
+    """The registered strategies, in registration order (the default list of an experiment)."""
+    return tuple(_REGISTRY)
+
+
+def strategies() -> tuple[StrategyInfo, ...]:
+    return tuple(_REGISTRY.values())
+
+
+@register_strategy("dense-max", "the densest set at the top level, whatever the policy says")
+def _dense_max(req: PlanRequest) -> Plan:
+    dense, top = req.table.pattern_sets[0], req.table.levels[0]
+    return Plan(req.strategy, {lv: (top, dense) for lv in req.policy_levels}, follows_policy=False)
+
+
+@register_strategy("dvfs-dense", "the densest set at the policy's level")
+def _dvfs_dense(req: PlanRequest) -> Plan:
+    dense = req.table.pattern_sets[0]
+    return Plan(req.strategy, {lv: (lv, dense) for lv in req.policy_levels})
+
+
+@register_strategy("static-sparse", "one pattern set at every level (configured, or the densest meeting the deadline)")
+def _static_sparse(req: PlanRequest) -> Plan:
+    table, static = req.table, req.settings.static_set
+    if static is None:
+        ok = [
+            ps for ps in table.pattern_sets if all(_meets(table, ps, lv, req.deadline_ms) for lv in req.policy_levels)
+        ]
+        static = ok[0] if ok else table.pattern_sets[-1]
+    return Plan(req.strategy, {lv: (lv, static) for lv in req.policy_levels})
+
+
+@register_strategy("rt3", "the pattern set switches with the level (searched sets, or densest meeting the deadline)")
+def _rt3(req: PlanRequest) -> Plan:
+    return Plan(
+        req.strategy,
+        {lv: (lv, rt3_set(req.table, lv, req.deadline_ms, req.settings)) for lv in req.policy_levels},
+    )
+
+
+@register_strategy("oracle", "least energy per period among pairs meeting the deadline and the accuracy floor")
+def _oracle(req: PlanRequest) -> Plan:
+    table, cfg, deadline_ms = req.table, req.settings, req.deadline_ms
+    choice: dict[str, tuple[str, str]] = {}
+    for lv in req.policy_levels:
+        floor = cfg.min_accuracy
+        if floor is None:
+            floor = table.accuracy(rt3_set(table, lv, deadline_ms, cfg))
+        options = [
+            (period_energy_j(table, ps, cand, req.period_s), cand, ps)
+            for cand in table.levels
+            for ps in table.pattern_sets
+            if _meets(table, ps, cand, deadline_ms) and table.accuracy(ps) >= floor - 1e-12
+        ]
+        if not options:  # nothing feasible: fall back to what rt3 does
+            choice[lv] = (lv, rt3_set(table, lv, deadline_ms, cfg))
+        else:
+            _, best_lv, best_ps = min(options)
+            choice[lv] = (best_lv, best_ps)
+    return Plan(req.strategy, choice)
+
+
 def make_plan(
-    strategy: str, table: ProfileTable, policy_levels: list[str], deadline_ms: float, period_s: float, cfg: StrategyCfg
+    strategy: str,
+    table: ProfileTable,
+    policy_levels: list[str],
+    deadline_ms: float,
+    period_s: float,
+    cfg: StrategySettings,
 ) -> Plan:
     """Precompute the strategy's choice for each level the policy can ask for.
 
-    Raises :class:`BadInputError` for pattern sets or levels the profile does not have.
+    Raises :class:`BadInputError` for an unknown strategy, or pattern sets or levels the profile does not have.
     """
+    if strategy not in _REGISTRY:
+        raise BadInputError(f"unknown strategy {strategy!r} (known: {', '.join(_REGISTRY)})")
     for name in [cfg.static_set, *cfg.rt3_sets.values()]:
         if name is not None and name not in table.pattern_sets:
             raise BadInputError(f"strategy: unknown pattern set {name!r} ({', '.join(table.pattern_sets)})")
     for lv in cfg.rt3_sets:
         if lv not in table.levels:
             raise BadInputError(f"strategy.rt3_sets: unknown level {lv!r} ({', '.join(table.levels)})")
-    dense, top = table.pattern_sets[0], table.levels[0]
-    if strategy == "dense-max":
-        return Plan(strategy, {lv: (top, dense) for lv in policy_levels}, follows_policy=False)
-    if strategy == "dvfs-dense":
-        return Plan(strategy, {lv: (lv, dense) for lv in policy_levels})
-    if strategy == "static-sparse":
-        static = cfg.static_set
-        if static is None:
-            ok = [ps for ps in table.pattern_sets if all(_meets(table, ps, lv, deadline_ms) for lv in policy_levels)]
-            static = ok[0] if ok else table.pattern_sets[-1]
-        return Plan(strategy, {lv: (lv, static) for lv in policy_levels})
-    if strategy == "rt3":
-        return Plan(strategy, {lv: (lv, rt3_set(table, lv, deadline_ms, cfg)) for lv in policy_levels})
-    if strategy == "oracle":
-        choice: dict[str, tuple[str, str]] = {}
-        for lv in policy_levels:
-            floor = cfg.min_accuracy
-            if floor is None:
-                floor = table.accuracy(rt3_set(table, lv, deadline_ms, cfg))
-            options = [
-                (period_energy_j(table, ps, cand, period_s), cand, ps)
-                for cand in table.levels
-                for ps in table.pattern_sets
-                if _meets(table, ps, cand, deadline_ms) and table.accuracy(ps) >= floor - 1e-12
-            ]
-            if not options:  # nothing feasible: fall back to what rt3 does
-                choice[lv] = (lv, rt3_set(table, lv, deadline_ms, cfg))
-            else:
-                _, best_lv, best_ps = min(options)
-                choice[lv] = (best_lv, best_ps)
-        return Plan(strategy, choice)
-    raise BadInputError(f"unknown strategy {strategy!r}")
+    return _REGISTRY[strategy].planner(PlanRequest(strategy, table, policy_levels, deadline_ms, period_s, cfg))

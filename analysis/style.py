@@ -7,6 +7,7 @@ Fonts are embedded as TrueType (``pdf.fonttype = 42``) so camera-ready checks pa
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,12 @@ DOUBLE_COLUMN_IN = 7.16
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 
 STRATEGY_ORDER = ["dense-max", "dvfs-dense", "static-sparse", "rt3", "oracle"]
-_STRATEGY_STYLE = {
-    "dense-max": ("#000000", "o"),
-    "dvfs-dense": ("#0072B2", "s"),
-    "static-sparse": ("#E69F00", "^"),
-    "rt3": ("#D55E00", "D"),
-    "oracle": ("#009E73", "v"),
+_STRATEGY_COLOR = {
+    "dense-max": "#000000",
+    "dvfs-dense": "#0072B2",
+    "static-sparse": "#E69F00",
+    "rt3": "#D55E00",
+    "oracle": "#009E73",
 }
 FORMATS = ("pdf", "png", "svg")
 
@@ -65,11 +66,8 @@ RC: Any = {
 
 
 def strategy_color(name: str) -> str:
-    return _STRATEGY_STYLE.get(name, (OKABE_ITO[hash(name) % len(OKABE_ITO)], "o"))[0]
-
-
-def strategy_marker(name: str) -> str:
-    return _STRATEGY_STYLE.get(name, ("", "o"))[1]
+    """The strategy's colour; a registered strategy without one gets a stable Okabe–Ito colour from its name."""
+    return _STRATEGY_COLOR.get(name, OKABE_ITO[zlib.crc32(name.encode()) % len(OKABE_ITO)])
 
 
 def strategy_linestyle(name: str) -> str:

@@ -10,45 +10,37 @@ or mistyped key. Units are in the field names: seconds (``_s``), hours (``_h``),
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, TypeAlias, TypeVar
+
+from pydantic import BeforeValidator, TypeAdapter, ValidationError
 
 from devices.errors import BadInputError
 
 JsonDict: TypeAlias = dict[str, Any]
+T = TypeVar("T")
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
 
 
-def _get(d: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
-    if key not in d:
-        raise BadInputError(f"{what}: missing key {key!r}")
-    value = d[key]
-    if kind in (float, int) and isinstance(value, bool):
-        raise BadInputError(f"{what}: {key}={value!r} is not a number")
-    if not isinstance(value, kind):
-        raise BadInputError(f"{what}: {key}={value!r} is not a {getattr(kind, '__name__', kind)}")
-    return value
+def _nan_for_none(value: object) -> object:
+    return math.nan if value is None else value
 
 
-def _num(d: Mapping[str, Any], key: str, what: str) -> float:
-    value = _get(d, key, (int, float), what)
-    return float(value)
-
-
-def _int(d: Mapping[str, Any], key: str, what: str) -> int:
-    value = _get(d, key, (int, float), what)
-    if isinstance(value, float) and not value.is_integer():
-        raise BadInputError(f"{what}: {key}={value!r} is not an integer")
-    return int(value)
-
-
-def _seconds(d: Mapping[str, Any], key: str, what: str) -> dict[str, float]:
-    raw = _get(d, key, dict, what)
+def _parse(kind: type[T], d: Mapping[str, Any], what: str) -> T:
+    """``d`` as a ``kind`` dataclass (validated by pydantic); :class:`BadInputError` naming the first bad key."""
+    adapter = _ADAPTERS.setdefault(kind, TypeAdapter(kind))
     try:
-        return {str(k): float(v) for k, v in raw.items()}
-    except (TypeError, ValueError):
-        raise BadInputError(f"{what}: {key} must map names to seconds") from None
+        # strict JSON validation: a JSON object is accepted for a dataclass, "many" or "yes" are not coerced
+        return adapter.validate_json(json.dumps(dict(d)), strict=True)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(part) for part in err["loc"])
+        if err["type"] == "missing":
+            raise BadInputError(f"{what}: missing key {key!r}") from None
+        raise BadInputError(f"{what}: {key}={err['input']!r} is not valid ({err['msg']})") from None
 
 
 @dataclass(frozen=True)
@@ -62,23 +54,7 @@ class Extrapolation:
     cells_repetitions: dict[str, int]
 
     def to_dict(self) -> JsonDict:
-        return {
-            "validation_rel_error_per_level": dict(self.validation_rel_error_per_level),
-            "life_rel_error_bound": self.life_rel_error_bound,
-            "method": self.method,
-            "cells_repetitions": dict(self.cells_repetitions),
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Extrapolation:
-        what = "extrapolation"
-        reps = _get(d, "cells_repetitions", dict, what)
-        return cls(
-            validation_rel_error_per_level=_seconds(d, "validation_rel_error_per_level", what),
-            life_rel_error_bound=_num(d, "life_rel_error_bound", what),
-            method=str(_get(d, "method", str, what)),
-            cells_repetitions={str(k): int(v) for k, v in reps.items()},
-        )
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -95,7 +71,7 @@ class StrategyResult:
     inferences: int
     deadline_misses: int
     miss_rate: float
-    accuracy_time_weighted: float
+    accuracy_time_weighted: Annotated[float, BeforeValidator(_nan_for_none)]
     switches: int
     level_changes: int
     load_energy_j: float
@@ -103,9 +79,9 @@ class StrategyResult:
     end_reason: str
     time_at_level_s: dict[str, float]
     time_at_set_s: dict[str, float]
+    throttled_windows: int | None = None
     wall_s: float = 0.0
     compressed: bool | None = None
-    throttled_windows: int | None = None
     extrapolation: Extrapolation | None = None
 
     @classmethod
@@ -151,61 +127,16 @@ class StrategyResult:
 
     def to_dict(self) -> JsonDict:
         """The JSON object of ``summary.json`` and ``--json`` (hil-only keys only when set)."""
-        d: JsonDict = {
-            "strategy": self.strategy,
-            "life_s": self.life_s,
-            "life_h": self.life_h,
-            "inferences": self.inferences,
-            "deadline_misses": self.deadline_misses,
-            "miss_rate": self.miss_rate,
-            "accuracy_time_weighted": self.accuracy_time_weighted,
-            "switches": self.switches,
-            "level_changes": self.level_changes,
-            "load_energy_j": self.load_energy_j,
-            "soc_end": self.soc_end,
-            "end_reason": self.end_reason,
-            "time_at_level_s": dict(self.time_at_level_s),
-            "time_at_set_s": dict(self.time_at_set_s),
-        }
-        if self.throttled_windows is not None:
-            d["throttled_windows"] = self.throttled_windows
-        d["wall_s"] = self.wall_s
-        if self.compressed is not None:
-            d["compressed"] = self.compressed
-        if self.extrapolation is not None:
-            d["extrapolation"] = self.extrapolation.to_dict()
+        d = asdict(self)
+        for key in ("throttled_windows", "compressed", "extrapolation"):
+            if d[key] is None:
+                del d[key]
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StrategyResult:
         """Read a :meth:`to_dict` object back; :class:`BadInputError` naming a missing or mistyped key."""
-        what = f"result of {d.get('strategy', '?')!r}"
-        compressed = d.get("compressed")
-        if compressed is not None and not isinstance(compressed, bool):
-            raise BadInputError(f"{what}: compressed={compressed!r} is not true/false")
-        ex = d.get("extrapolation")
-        return cls(
-            strategy=str(_get(d, "strategy", str, what)),
-            life_s=_num(d, "life_s", what),
-            life_h=_num(d, "life_h", what),
-            inferences=_int(d, "inferences", what),
-            deadline_misses=_int(d, "deadline_misses", what),
-            miss_rate=_num(d, "miss_rate", what),
-            accuracy_time_weighted=_num(d, "accuracy_time_weighted", what)
-            if d.get("accuracy_time_weighted") is not None
-            else math.nan,
-            switches=_int(d, "switches", what),
-            level_changes=_int(d, "level_changes", what),
-            load_energy_j=_num(d, "load_energy_j", what),
-            soc_end=_num(d, "soc_end", what),
-            end_reason=str(_get(d, "end_reason", str, what)),
-            time_at_level_s=_seconds(d, "time_at_level_s", what),
-            time_at_set_s=_seconds(d, "time_at_set_s", what),
-            wall_s=_num(d, "wall_s", what) if "wall_s" in d else 0.0,
-            compressed=compressed,
-            throttled_windows=_int(d, "throttled_windows", what) if d.get("throttled_windows") is not None else None,
-            extrapolation=Extrapolation.from_dict(ex) if isinstance(ex, Mapping) else None,
-        )
+        return _parse(cls, d, f"result of {d.get('strategy', '?')!r}")
 
 
 @dataclass(frozen=True)
@@ -230,40 +161,11 @@ class SearchSummary:
     curve: list[float] = field(default_factory=list)
 
     def to_dict(self) -> JsonDict:
-        return {
-            "algo": self.algo,
-            "reward": self.reward,
-            "terms": dict(self.terms),
-            "candidate": list(self.candidate),
-            "levels": [dict(lv) for lv in self.levels],
-            "all_deadlines_met": self.all_deadlines_met,
-            "latency_source": self.latency_source,
-            "evaluations": self.evaluations,
-            "proposals": self.proposals,
-            "memo_hits": self.memo_hits,
-            "wall_s": self.wall_s,
-            "stopped": self.stopped,
-            "curve": list(self.curve),
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SearchSummary:
-        what = f"search result of {d.get('algo', '?')!r}"
-        return cls(
-            algo=str(_get(d, "algo", str, what)),
-            reward=_num(d, "reward", what),
-            terms=dict(_get(d, "terms", dict, what)),
-            candidate=[int(c) for c in _get(d, "candidate", list, what)],
-            levels=[dict(lv) for lv in _get(d, "levels", list, what)],
-            all_deadlines_met=bool(_get(d, "all_deadlines_met", bool, what)),
-            latency_source=str(_get(d, "latency_source", str, what)),
-            evaluations=_int(d, "evaluations", what),
-            proposals=_int(d, "proposals", what),
-            memo_hits=_int(d, "memo_hits", what),
-            wall_s=_num(d, "wall_s", what),
-            stopped=str(_get(d, "stopped", str, what)),
-            curve=[float(c) for c in _get(d, "curve", list, what)],
-        )
+        return _parse(cls, d, f"search result of {d.get('algo', '?')!r}")
 
 
 #: What a run store's ``results`` table holds per unit of work.

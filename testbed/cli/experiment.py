@@ -120,14 +120,9 @@ def verify_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Check a run: complete manifest, monotonic time, energy balance, throttled windows flagged."""
-    from testbed.runstore.store import RunStore
-    from testbed.runstore.verify import verify
+    from testbed.runstore.verify import verify_run
 
-    store = RunStore.open(run)
-    try:
-        checks = verify(store)
-    finally:
-        store.conn.close()
+    checks = verify_run(run)
     if json_out:
         print_json([c.to_dict() for c in checks])
     else:

@@ -1,41 +1,39 @@
 """Export a run store's tables to Parquet or CSV, and list the runs below a directory.
 
+Both read through :class:`~testbed.runstore.reader.RunReader`: they never write to a run store.
 Export needs pandas (and pyarrow for Parquet): the ``analysis`` extra. Each table becomes one file
 ``<table>.parquet`` / ``<table>.csv``; JSON-valued columns (manifest values, results) stay JSON text.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 from devices.errors import BadInputError
-from testbed.runstore.store import RUN_FILE, RunStore
+from testbed.runstore.reader import RunReader
+from testbed.runstore.store import RUN_FILE
 
 
 def export_run(run: str | Path, out_dir: str | Path, fmt: str) -> list[Path]:
     """Write every table of ``run`` to ``out_dir`` as ``fmt`` ("parquet" or "csv"); returns the files."""
     if fmt not in ("parquet", "csv"):
         raise BadInputError(f"unknown export format {fmt!r}; use parquet or csv")
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - depends on the install
-        raise BadInputError("export needs pandas: pip install 'rt3-testbed[analysis]'") from None
+    if importlib.util.find_spec("pandas") is None:  # pragma: no cover - depends on the install
+        raise BadInputError("export needs pandas: pip install 'rt3-testbed[analysis]'")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    store = RunStore.open(run)
-    try:
-        for table in store.table_names():
-            df = pd.read_sql_query(f"SELECT * FROM {table} ORDER BY rowid", store.conn)
+    with RunReader.open(run) as reader:  # before creating anything: a bad run leaves no output directory
+        out.mkdir(parents=True, exist_ok=True)
+        for table in reader.table_names():
+            df = reader.frame(table)
             path = out / f"{table}.{fmt}"
             if fmt == "parquet":
                 df.to_parquet(path, index=False)
             else:
                 df.to_csv(path, index=False)
             written.append(path)
-    finally:
-        store.conn.close()
     return written
 
 
@@ -47,27 +45,24 @@ def list_runs(directory: str | Path) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for path in sorted(d.rglob(RUN_FILE)):
         try:
-            store = RunStore.open(path)
+            reader = RunReader.open(path)
         except BadInputError:
             continue
-        try:
-            m = store.manifest()
-            config = m.get("config") or {}
-            wanted = list(config.get("strategies", [])) if isinstance(config, dict) else []
-            done = store.finished_units()
+        with reader:
+            m, config = reader.manifest, reader.config
+            wanted = list(config.get("strategies", []))
+            done = reader.finished_units()
             found.append(
                 {
                     "run": str(path.parent),
                     "uuid": m.get("run_uuid"),
                     "created": m.get("created_wall"),
                     "fidelity": m.get("fidelity"),
-                    "name": config.get("name") if isinstance(config, dict) else None,
+                    "name": config.get("name"),
                     "strategies": wanted,
                     "finished": sorted(done),
                     "complete": bool(wanted) and all(s in done for s in wanted),
                 }
             )
-        finally:
-            store.conn.close()
     found.sort(key=lambda r: str(r["created"]), reverse=True)
     return found

@@ -68,6 +68,13 @@ class Phase:
     wall_end_s: float | None
     mono_end_s: float | None
 
+    @property
+    def ends_before_it_starts(self) -> bool:
+        """The phase ended earlier than it began on either clock (False while it is open)."""
+        if self.mono_end_s is None or self.wall_end_s is None:
+            return False
+        return self.mono_end_s < self.mono_start_s or self.wall_end_s < self.wall_start_s
+
 
 def _run_file(path: str | Path) -> Path:
     p = Path(path)
@@ -166,16 +173,27 @@ class RunReader:
         )
         return [Phase(*row) for row in cur]
 
+    def table_names(self) -> list[str]:
+        """Every table of the run store (data tables, manifest, results, phases, checkpoints), sorted."""
+        return [r[0] for r in self.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+
+    def finished_units(self) -> list[str]:
+        """The strategies (or searches) that have a final result, in the order they finished."""
+        return [r[0] for r in self.query("SELECT strategy FROM results ORDER BY rowid")]
+
     def _select(self, table: str, strategy: str | None) -> tuple[str, tuple[str, ...]]:
-        if table not in TABLES:
-            raise BadInputError(f"{self.path}: unknown table {table!r}; tables: {', '.join(TABLES)}")
+        known = self.table_names()
+        if table not in known:
+            raise BadInputError(f"{self.path}: unknown table {table!r}; tables: {', '.join(known)}")
         if strategy is None:
             return f"SELECT * FROM {table} ORDER BY rowid", ()
+        if table not in TABLES:
+            raise BadInputError(f"{self.path}: table {table!r} has no strategy column")
         return f"SELECT * FROM {table} WHERE strategy = ? ORDER BY rowid", (strategy,)
 
     def rows(self, table: str, strategy: str | None = None) -> list[tuple[Any, ...]]:
-        """Rows of a data table (:data:`~testbed.runstore.schema.TABLES`) in insertion order, optionally of one
-        strategy; columns in schema order."""
+        """Rows of a table in insertion order, optionally of one strategy (data tables,
+        :data:`~testbed.runstore.schema.TABLES`); columns in schema order."""
         sql, args = self._select(table, strategy)
         try:
             return list(self._conn.execute(sql, args))
@@ -191,6 +209,18 @@ class RunReader:
             return pd.read_sql_query(sql, self._conn, params=args)
         except (pd.errors.DatabaseError, sqlite3.Error) as exc:
             raise BadInputError(f"{self.path}: cannot read table {table!r}: {exc}") from None
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only SQL query (the connection cannot write); :class:`BadInputError` on an SQL error."""
+        try:
+            return list(self._conn.execute(sql, args))
+        except sqlite3.DatabaseError as exc:
+            raise BadInputError(f"{self.path}: cannot read the run store: {exc}") from None
+
+    def query_one(self, sql: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        """The first row of :meth:`query`, or None."""
+        rows = self.query(sql, args)
+        return rows[0] if rows else None
 
     # -- integrity -------------------------------------------------------------------------------------------
 

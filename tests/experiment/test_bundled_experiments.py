@@ -10,17 +10,14 @@ import pytest
 from testbed.experiment.config import load_experiment
 from testbed.experiment.runner import run_experiment
 from testbed.runstore.results import StrategyResult
-from testbed.runstore.store import RunStore
-from testbed.runstore.verify import verify
+from testbed.runstore.verify import verify_run
 
 
 def _run(model: str, tmp_path: Path) -> dict[str, StrategyResult]:
     path = Path(str(resources.files("testbed") / "data" / f"experiment-rpi4-{model}.toml"))
     cfg = load_experiment(path)
     results = run_experiment(cfg, tmp_path / model)
-    store = RunStore.open(tmp_path / model)
-    checks = verify(store)
-    store.close()
+    checks = verify_run(tmp_path / model)
     assert all(c.passed for c in checks), checks
     assert list(results) == ["dense-max", "dvfs-dense", "static-sparse", "rt3", "oracle"]
     return results

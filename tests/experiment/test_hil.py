@@ -15,7 +15,7 @@ from testbed.experiment.sweep import ModelConfig, write_encoder_onnx
 from testbed.runstore.executor import FINISHED_MANIFEST
 from testbed.runstore.results import StrategyResult
 from testbed.runstore.store import RunStore
-from testbed.runstore.verify import verify
+from testbed.runstore.verify import verify_run
 from traces.profile import ProfileRow, build_table
 
 ALL = '["dense-max", "dvfs-dense", "static-sparse", "rt3", "oracle"]'
@@ -81,8 +81,8 @@ warmup = 1
 
 
 def _check_run(run_dir: Path, results: dict[str, StrategyResult]) -> None:
+    checks = {c.name: c for c in verify_run(run_dir)}
     store = RunStore.open(run_dir)
-    checks = {c.name: c for c in verify(store)}
     assert all(c.passed for c in checks.values()), checks
     assert store.manifest()["fidelity"] == "hardware-in-the-loop (emulated board)"
     assert set(FINISHED_MANIFEST) <= set(store.manifest())  # the same keys as sim and search runs

@@ -16,7 +16,7 @@ import pytest
 from testbed.experiment.config import load_experiment
 from testbed.experiment.runner import run_experiment
 from testbed.runstore.store import RunStore
-from testbed.runstore.verify import verify
+from testbed.runstore.verify import verify_run
 
 EXPERIMENT = """
 name = "resume"
@@ -93,8 +93,8 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path, monkeypatch: 
     for s, r in resumed.items():
         assert store.count("inferences") >= r["inferences"]
         assert len(store.rows("inferences", s)) == r["inferences"]  # nothing lost, nothing twice
-    checks = {c.name: c.passed for c in verify(store)}
     store.close()
+    checks = {c.name: c.passed for c in verify_run(run_dir)}
     assert all(checks.values()), checks
 
 

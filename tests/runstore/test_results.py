@@ -83,7 +83,7 @@ def test_a_bad_stored_result_names_the_key() -> None:
     del d["life_s"]
     with pytest.raises(BadInputError, match=r"'rt3'.*missing key 'life_s'"):
         StrategyResult.from_dict(d)
-    with pytest.raises(BadInputError, match="inferences=.many. is not valid"):
+    with pytest.raises(BadInputError, match=r"inferences='many' is not valid"):
         StrategyResult.from_dict({**SIM.to_dict(), "inferences": "many"})
     with pytest.raises(BadInputError, match="compressed"):
         StrategyResult.from_dict({**SIM.to_dict(), "compressed": "yes"})

@@ -17,7 +17,7 @@ from testbed.runstore.export import export_run, list_runs
 from testbed.runstore.manifest import base_manifest, source_hash
 from testbed.runstore.schema import REQUIRED_MANIFEST
 from testbed.runstore.store import RunStore
-from testbed.runstore.verify import verify
+from testbed.runstore.verify import verify_run
 
 EXPERIMENT = """
 name = "small"
@@ -83,9 +83,7 @@ def test_manifest_records_code_and_machine() -> None:
 
 
 def test_finished_run_passes_every_check(finished_run: Path) -> None:
-    store = RunStore.open(finished_run)
-    checks = verify(store)
-    store.close()
+    checks = verify_run(finished_run)
     assert [c.name for c in checks] == [
         "manifest_complete", "phases_monotonic", "time_monotonic", "energy_balance", "throttle_flagged",
         "results_complete",
@@ -110,9 +108,7 @@ def test_each_check_catches_its_fault(finished_run: Path, sql: str, failing: str
     conn.execute(sql)
     conn.commit()
     conn.close()
-    store = RunStore.open(finished_run)
-    result = {c.name: c.passed for c in verify(store)}
-    store.close()
+    result = {c.name: c.passed for c in verify_run(finished_run)}
     assert result[failing] is False
     assert sum(not ok for ok in result.values()) == 1
 
@@ -175,3 +171,20 @@ def test_generic_log_for_other_components(tmp_path: Path) -> None:
     rows = RunStore.open(tmp_path).rows("log")
     assert [json.loads(r[3])["reward"] for r in rows] == [0.5, 0.7]
     assert rows[0][:3] == (1.0, "search", "episode")
+
+
+def test_verify_export_and_list_never_write_to_a_run(finished_run: Path, tmp_path: Path) -> None:
+    """A run has one writer: the checker, the exporter and the lister read it through the read-only reader."""
+    before = {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in finished_run.iterdir()}
+    assert all(c.passed for c in verify_run(finished_run))
+    assert export_run(finished_run, tmp_path / "csv", "csv")
+    assert [r["run"] for r in list_runs(finished_run.parent)] == [str(finished_run)]
+    after = {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in finished_run.iterdir()}
+    assert after == before  # no -wal/-shm file appeared, nothing was touched
+
+
+def test_export_of_a_non_run_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / "junk").mkdir()
+    with pytest.raises(BadInputError):
+        export_run(tmp_path / "junk", tmp_path / "out", "csv")
+    assert not (tmp_path / "out").exists()

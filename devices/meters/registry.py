@@ -17,6 +17,7 @@ from typing import Any
 
 from devices.meters.base import Clock, PowerMeter
 from devices.meters.uri import MeterURI, parse_meter_uri
+from devices.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,14 @@ class SchemeInfo:
     params: tuple[str, ...]  # parameters the backend accepts
 
 
-SCHEMES: dict[str, SchemeInfo] = {}
+SCHEMES: Registry[SchemeInfo] = Registry("meter scheme")
 
 _SERIAL_PARAMS = ("baud", "timeout_s", "rate_hz")
 
 
 def register_scheme(scheme: str, target: str, summary: str, example: str, params: tuple[str, ...] = ()) -> None:
     """Register a backend class (``"package.module:Class"``) for ``scheme``."""
-    SCHEMES[scheme] = SchemeInfo(scheme, target, summary, example, params)
+    SCHEMES.register(scheme, SchemeInfo(scheme, target, summary, example, params), summary)
 
 
 register_scheme(
@@ -125,7 +126,7 @@ register_scheme(
 
 def parse_uri(uri: str) -> MeterURI:
     """Split a meter URI against the registered schemes (:func:`devices.meters.uri.parse_meter_uri`)."""
-    return parse_meter_uri(uri, {name: info.params for name, info in SCHEMES.items()})
+    return parse_meter_uri(uri, {e.name: e.value.params for e in SCHEMES.entries()})
 
 
 def open_meter(
@@ -143,7 +144,7 @@ def open_meter(
     ``replay://``). Raises the errors listed in :mod:`devices.meters.base`.
     """
     parsed = parse_uri(uri)
-    info = SCHEMES[parsed.scheme]
+    info = SCHEMES.get(parsed.scheme)
     mod_name, cls_name = info.target.split(":")
     cls = getattr(import_module(mod_name), cls_name)
     meter: PowerMeter = cls.from_uri(parsed, sysfs_root=Path(sysfs_root), clock=clock, **options)

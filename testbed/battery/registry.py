@@ -15,37 +15,35 @@ Failure modes: :class:`BadInputError` for an unknown name or a name registered t
 from __future__ import annotations
 
 from devices.errors import BadInputError
+from devices.registry import Registry
 from testbed.battery import ecm, energy_bucket, rt3_accounting
 from testbed.battery.model import BatteryModel, BatteryParams, ModelSpec
 
-_BUILTIN = (rt3_accounting.SPEC, energy_bucket.SPEC, ecm.SPEC)
 #: Old names still accepted, and the model each one always meant.
 ALIASES = {"bucket": "energy-bucket"}
-
-_MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _BUILTIN}
+_BUILTIN = (ecm.SPEC, energy_bucket.SPEC, rt3_accounting.SPEC)
+MODELS: Registry[ModelSpec] = Registry("battery model", ALIASES)
+for _spec in _BUILTIN:
+    MODELS.register(_spec.name, _spec, _spec.summary)
 
 
 def names() -> list[str]:
     """Registered model names (aliases not included), sorted."""
-    return sorted(_MODELS)
+    return sorted(MODELS.names())
 
 
 def known() -> str:
     """Every accepted name, for messages: ``ecm, energy-bucket, rt3-accounting (alias bucket = energy-bucket)``."""
-    aliases = ", ".join(f"{a} = {t}" for a, t in sorted(ALIASES.items()))
-    return ", ".join(names()) + (f" (alias {aliases})" if aliases else "")
+    return MODELS.known()
 
 
 def is_known(name: str) -> bool:
-    return ALIASES.get(name, name) in _MODELS
+    return name in MODELS
 
 
 def spec(name: str) -> ModelSpec:
     """The model registered as ``name`` (or as what the alias ``name`` stands for)."""
-    found = _MODELS.get(ALIASES.get(name, name))
-    if found is None:
-        raise BadInputError(f"unknown battery model {name!r}; known: {known()}")
-    return found
+    return MODELS.get(name)
 
 
 def create(name: str, params: BatteryParams) -> BatteryModel:
@@ -55,13 +53,12 @@ def create(name: str, params: BatteryParams) -> BatteryModel:
 
 def register(model: ModelSpec) -> None:
     """Make ``model`` available by its name; :class:`BadInputError` if the name is taken."""
-    if model.name in _MODELS or model.name in ALIASES:
-        raise BadInputError(f"battery model {model.name!r} is already registered")
-    _MODELS[model.name] = model
+    MODELS.register(model.name, model, model.summary)
 
 
 def unregister(name: str) -> None:
     """Remove a model added with :func:`register` (built-in models stay)."""
     if any(s.name == name for s in _BUILTIN):
         raise BadInputError(f"battery model {name!r} is built in and cannot be removed")
-    _MODELS.pop(name, None)
+    if name in MODELS:
+        MODELS.unregister(name)

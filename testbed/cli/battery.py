@@ -41,7 +41,7 @@ def models(json_out: JsonOpt = False) -> None:
     from testbed.battery import registry
 
     specs = [registry.spec(n) for n in registry.names()]
-    aliases = {s.name: sorted(a for a, t in registry.ALIASES.items() if t == s.name) for s in specs}
+    aliases = {s.name: registry.MODELS.aliases_of(s.name) for s in specs}
     if json_out:
         print_json(
             [

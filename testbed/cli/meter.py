@@ -165,7 +165,9 @@ def list_cmd(json_out: JsonOpt = False, sysfs_root: SysfsRootOpt = SysfsRootDefa
     from devices.meters.registry import SCHEMES
 
     found = detect_meters(sysfs_root)
-    schemes = [{"scheme": s.scheme, "summary": s.summary, "example": s.example} for s in SCHEMES.values()]
+    schemes = [
+        {"scheme": s.scheme, "summary": s.summary, "example": s.example} for s in (e.value for e in SCHEMES.entries())
+    ]
     if json_out:
         print_json({"detected": found, "schemes": schemes})
         return

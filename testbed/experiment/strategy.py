@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from devices.errors import BadInputError
+from devices.registry import Registry
 from traces.profile import ProfileTable
 
 
@@ -83,35 +84,18 @@ class PlanRequest:
 Planner = Callable[[PlanRequest], Plan]
 
 
-@dataclass(frozen=True)
-class StrategyInfo:
-    name: str
-    summary: str
-    planner: Planner
-
-
-_REGISTRY: dict[str, StrategyInfo] = {}
+#: The strategies by name, in registration order (the default list of an experiment).
+STRATEGIES: Registry[Planner] = Registry("strategy")
 
 
 def register_strategy(name: str, summary: str) -> Callable[[Planner], Planner]:
-    """Decorator: register ``planner`` as strategy ``name`` (a name registered twice is a programming error)."""
-
-    def add(planner: Planner) -> Planner:
-        if name in _REGISTRY:
-            raise ValueError(f"strategy {name!r} is already registered")
-        _REGISTRY[name] = StrategyInfo(name, summary, planner)
-        return planner
-
-    return add
+    """Decorator: register ``planner`` as strategy ``name`` (:class:`BadInputError` if the name is taken)."""
+    return STRATEGIES.add(name, summary)
 
 
 def strategy_names() -> tuple[str, ...]:
     """The registered strategies, in registration order (the default list of an experiment)."""
-    return tuple(_REGISTRY)
-
-
-def strategies() -> tuple[StrategyInfo, ...]:
-    return tuple(_REGISTRY.values())
+    return STRATEGIES.names()
 
 
 @register_strategy("dense-max", "the densest set at the top level, whatever the policy says")
@@ -179,12 +163,11 @@ def make_plan(
 
     Raises :class:`BadInputError` for an unknown strategy, or pattern sets or levels the profile does not have.
     """
-    if strategy not in _REGISTRY:
-        raise BadInputError(f"unknown strategy {strategy!r} (known: {', '.join(_REGISTRY)})")
+    planner = STRATEGIES.get(strategy)
     for name in [cfg.static_set, *cfg.rt3_sets.values()]:
         if name is not None and name not in table.pattern_sets:
             raise BadInputError(f"strategy: unknown pattern set {name!r} ({', '.join(table.pattern_sets)})")
     for lv in cfg.rt3_sets:
         if lv not in table.levels:
             raise BadInputError(f"strategy.rt3_sets: unknown level {lv!r} ({', '.join(table.levels)})")
-    return _REGISTRY[strategy].planner(PlanRequest(strategy, table, policy_levels, deadline_ms, period_s, cfg))
+    return planner(PlanRequest(strategy, table, policy_levels, deadline_ms, period_s, cfg))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from devices.errors import BadInputError
+from devices.registry import Registry
 from testbed.search.baselines import RandomSearch, TPESearch
 from testbed.search.reinforce import Reinforce, ReinforceConfig
 from testbed.search.searcher import Searcher
@@ -29,44 +30,30 @@ class SearcherOptions:
 SearcherFactory = Callable[[SearchSpace, SearcherOptions], Searcher]
 
 
-@dataclass(frozen=True)
-class SearchAlgorithm:
-    """One registered algorithm: its ``--algo`` name, a one-line summary and its factory."""
-
-    name: str
-    summary: str
-    factory: SearcherFactory
-
-
-_REGISTRY: dict[str, SearchAlgorithm] = {}
+#: The search algorithms by ``--algo`` name, in registration order.
+SEARCHERS: Registry[SearcherFactory] = Registry("search algorithm")
 
 
 def register_searcher(name: str, summary: str, factory: SearcherFactory) -> None:
-    """Make ``factory`` available as ``--algo name``; registering a name twice is a programming error."""
-    if name in _REGISTRY:
-        raise ValueError(f"search algorithm {name!r} is already registered")
-    _REGISTRY[name] = SearchAlgorithm(name, summary, factory)
+    """Make ``factory`` available as ``--algo name``; :class:`BadInputError` if the name is taken."""
+    SEARCHERS.register(name, factory, summary)
 
 
 def searcher_names() -> tuple[str, ...]:
     """The registered ``--algo`` names, in registration order."""
-    return tuple(_REGISTRY)
-
-
-def algorithms() -> tuple[SearchAlgorithm, ...]:
-    return tuple(_REGISTRY.values())
+    return SEARCHERS.names()
 
 
 def check_algorithm(name: str) -> None:
     """Raise :class:`BadInputError` (one line, listing the choices) unless ``name`` is registered."""
-    if name not in _REGISTRY:
-        raise BadInputError(f"--algo {name!r}: choose {', '.join(_REGISTRY)}")
+    if name not in SEARCHERS:
+        raise BadInputError(f"--algo {name!r}: choose {', '.join(SEARCHERS)}")
 
 
 def make_searcher(name: str, space: SearchSpace, options: SearcherOptions) -> Searcher:
     """A fresh searcher of algorithm ``name`` over ``space``'s decisions."""
     check_algorithm(name)
-    return _REGISTRY[name].factory(space, options)
+    return SEARCHERS.get(name)(space, options)
 
 
 register_searcher(

@@ -50,12 +50,12 @@ def first_options() -> Iterator[str]:
 
     register_searcher("first-options", "test searcher", factory)
     yield "first-options"
-    algorithms._REGISTRY.pop("first-options")
+    algorithms.SEARCHERS.unregister("first-options")
 
 
 def test_the_bundled_algorithms_are_registered() -> None:
     assert searcher_names()[:3] == ("rl", "random", "tpe")
-    assert all(a.summary for a in algorithms.algorithms())
+    assert all(e.summary for e in algorithms.SEARCHERS.entries())
 
 
 def test_an_unknown_algorithm_is_refused_in_one_line() -> None:
@@ -76,5 +76,5 @@ def test_a_registered_algorithm_runs_a_search_by_name(
 
 
 def test_registering_a_name_twice_is_an_error() -> None:
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(BadInputError, match="already registered"):
         register_searcher("rl", "again", lambda space, o: FirstOptions(list(space.sizes)))

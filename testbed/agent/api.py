@@ -22,6 +22,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, runtime_checkable
 
+from typing_extensions import Unpack
+
 
 class LevelInfo(TypedDict):
     """One frequency level of the board profile: its name and the frequency per cpufreq policy."""
@@ -145,6 +147,18 @@ class Restored(TypedDict):
     restored: list[str]
 
 
+class MeasureOptions(TypedDict, total=False):
+    """Options of one measurement window (``measure``); an option left out or None takes the agent's default."""
+
+    inferences: int | None
+    warmup: int | None
+    period_ms: float | None
+    deadline_ms: float | None
+    pattern_set: str | None
+    level: str | None
+    subtract_idle: bool | None
+
+
 @runtime_checkable
 class AgentAPI(Protocol):
     """One device agent, blocking calls. ``lease_id`` is the lease this handle holds (None when none)."""
@@ -174,18 +188,7 @@ class AgentAPI(Protocol):
 
     def unload_model(self, model_id: str) -> Unloaded: ...
     def switch(self, model_id: str, pattern_set: str) -> SwitchResult: ...
-    def measure(
-        self,
-        model_id: str,
-        *,
-        inferences: int | None = None,
-        warmup: int | None = None,
-        period_ms: float | None = None,
-        deadline_ms: float | None = None,
-        pattern_set: str | None = None,
-        level: str | None = None,
-        subtract_idle: bool | None = None,
-    ) -> Measurement:
+    def measure(self, model_id: str, **options: Unpack[MeasureOptions]) -> Measurement:
         """One measurement window; an option left None takes the agent's default (50 inferences, 5 warm-up)."""
         ...
 
@@ -212,17 +215,6 @@ class AsyncAgentAPI(Protocol):
     async def upload_model(self, path: Path) -> ModelInfo: ...
     async def unload_model(self, model_id: str) -> Unloaded: ...
     async def switch(self, model_id: str, pattern_set: str) -> SwitchResult: ...
-    async def measure(
-        self,
-        model_id: str,
-        *,
-        inferences: int | None = None,
-        warmup: int | None = None,
-        period_ms: float | None = None,
-        deadline_ms: float | None = None,
-        pattern_set: str | None = None,
-        level: str | None = None,
-        subtract_idle: bool | None = None,
-    ) -> Measurement: ...
+    async def measure(self, model_id: str, **options: Unpack[MeasureOptions]) -> Measurement: ...
     async def power_samples(self, since_ns: int | None = None, limit: int = 10_000) -> PowerSamples: ...
     async def restore(self) -> Restored: ...

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
+from typing_extensions import Unpack
 
 from devices.errors import BadInputError, HardwareError
 from testbed.agent.api import (
@@ -35,6 +36,7 @@ from testbed.agent.api import (
     FrequencyResults,
     LeaseInfo,
     Measurement,
+    MeasureOptions,
     ModelInfo,
     PowerSamples,
     Released,
@@ -146,7 +148,7 @@ class Requests:
         return "POST", f"/v1/models/{model_id}/switch", {"json": {"pattern_set": pattern_set}}
 
     @staticmethod
-    def measure(model_id: str, options: dict[str, object]) -> Request:
+    def measure(model_id: str, options: MeasureOptions) -> Request:
         body = {"model_id": model_id, **{k: v for k, v in options.items() if v is not None}}
         return "POST", "/v1/measure", {"json": body, "timeout": LONG_TIMEOUT_S}
 
@@ -247,22 +249,7 @@ class AgentClient:
     def switch(self, model_id: str, pattern_set: str) -> SwitchResult:
         return cast(SwitchResult, self._call(Requests.switch(model_id, pattern_set)))
 
-    def measure(
-        self,
-        model_id: str,
-        *,
-        inferences: int | None = None,
-        warmup: int | None = None,
-        period_ms: float | None = None,
-        deadline_ms: float | None = None,
-        pattern_set: str | None = None,
-        level: str | None = None,
-        subtract_idle: bool | None = None,
-    ) -> Measurement:
-        options: dict[str, object] = {
-            "inferences": inferences, "warmup": warmup, "period_ms": period_ms, "deadline_ms": deadline_ms,
-            "pattern_set": pattern_set, "level": level, "subtract_idle": subtract_idle,
-        }  # fmt: skip
+    def measure(self, model_id: str, **options: Unpack[MeasureOptions]) -> Measurement:
         return cast(Measurement, self._call(Requests.measure(model_id, options)))
 
     def power_samples(self, since_ns: int | None = None, limit: int = 10_000) -> PowerSamples:
@@ -336,22 +323,7 @@ class AsyncAgentClient:
     async def switch(self, model_id: str, pattern_set: str) -> SwitchResult:
         return cast(SwitchResult, await self._call(Requests.switch(model_id, pattern_set)))
 
-    async def measure(
-        self,
-        model_id: str,
-        *,
-        inferences: int | None = None,
-        warmup: int | None = None,
-        period_ms: float | None = None,
-        deadline_ms: float | None = None,
-        pattern_set: str | None = None,
-        level: str | None = None,
-        subtract_idle: bool | None = None,
-    ) -> Measurement:
-        options: dict[str, object] = {
-            "inferences": inferences, "warmup": warmup, "period_ms": period_ms, "deadline_ms": deadline_ms,
-            "pattern_set": pattern_set, "level": level, "subtract_idle": subtract_idle,
-        }  # fmt: skip
+    async def measure(self, model_id: str, **options: Unpack[MeasureOptions]) -> Measurement:
         return cast(Measurement, await self._call(Requests.measure(model_id, options)))
 
     async def power_samples(self, since_ns: int | None = None, limit: int = 10_000) -> PowerSamples:

@@ -1,8 +1,8 @@
 """Assemble an experiment's parts from its configuration, for the simulator and the hil runner alike.
 
-The profile table is loaded once per run (:func:`load_table`) and handed to :func:`strategy_parts`
-for each strategy: the policy over the table's levels, the request arrivals, the strategy's plan and a
-fresh battery. :func:`build_simulation` puts them into a ready-to-run
+The profile table and the request arrivals are read once per run (:func:`load_table`,
+:func:`make_arrivals`) and handed to :func:`strategy_parts` for each strategy: the policy over the table's
+levels, the strategy's plan and a fresh battery. :func:`build_simulation` puts them into a ready-to-run
 :class:`~testbed.experiment.simulate.Simulation`. Paths in the configuration are already resolved
 (:func:`~testbed.experiment.config.load_experiment`).
 
@@ -73,10 +73,10 @@ class StrategyParts:
     battery: BatteryModel
 
 
-def strategy_parts(cfg: ExperimentConfig, strategy: str, table: ProfileTable) -> StrategyParts:
-    """The policy, arrivals, plan and a fresh battery of ``strategy`` under ``cfg`` on ``table``."""
+def strategy_parts(cfg: ExperimentConfig, strategy: str, table: ProfileTable, arrivals: Arrivals) -> StrategyParts:
+    """The policy, plan and a fresh battery of ``strategy`` under ``cfg`` on ``table``, with the run's
+    ``arrivals``."""
     policy = make_policy(cfg.policy, table)
-    arrivals = make_arrivals(cfg)
     plan = make_plan(
         strategy, table, policy.levels_used(), cfg.requests.deadline_ms, arrivals.mean_period_s(), cfg.strategy
     )
@@ -84,12 +84,16 @@ def strategy_parts(cfg: ExperimentConfig, strategy: str, table: ProfileTable) ->
 
 
 def build_simulation(
-    cfg: ExperimentConfig, strategy: str, store: RunStore | None = None, table: ProfileTable | None = None
+    cfg: ExperimentConfig,
+    strategy: str,
+    store: RunStore | None = None,
+    table: ProfileTable | None = None,
+    arrivals: Arrivals | None = None,
 ) -> Simulation:
-    """A ready-to-run :class:`Simulation` of ``strategy`` under ``cfg`` (``table``: the run's profile table,
-    loaded from ``cfg`` when not given), writing to ``store`` when given."""
+    """A ready-to-run :class:`Simulation` of ``strategy`` under ``cfg`` (``table`` and ``arrivals``: the run's,
+    read from ``cfg`` when not given), writing to ``store`` when given."""
     t = table if table is not None else load_table(cfg)
-    parts = strategy_parts(cfg, strategy, t)
+    parts = strategy_parts(cfg, strategy, t, arrivals if arrivals is not None else make_arrivals(cfg))
     return Simulation(
         strategy,
         parts.plan,

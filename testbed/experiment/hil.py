@@ -42,7 +42,14 @@ from testbed.agent.api import AgentAPI, AgentInfo, Measurement
 from testbed.agent.client import read_token
 from testbed.agent.loading import load_on_agent
 from testbed.agent.pool import AgentPool, PooledAgent
-from testbed.experiment.assemble import StrategyParts, build_simulation, config_json, load_table, strategy_parts
+from testbed.experiment.assemble import (
+    StrategyParts,
+    build_simulation,
+    config_json,
+    load_table,
+    make_arrivals,
+    strategy_parts,
+)
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.policy import make_policy
 from testbed.experiment.profiler import ProfileOptions, artifact_metadata, profile_through_agent
@@ -283,12 +290,14 @@ def _run_real_time(
     on_start: Callable[[str], None] | None,
 ) -> None:
     """The pending strategies dealt to the pool's agents, one thread and one store connection per agent."""
+    arrivals = make_arrivals(cfg)  # read once (a request trace), shared by every strategy
 
     def worker(pa: PooledAgent, strategies: list[str]) -> None:
         model_id = model_ids[pa.index] if pa.index in model_ids else _load(pa, cfg)[0]
 
         def real_time(ctx: UnitContext) -> StrategyResult:
-            rt = RealTimeRun(ctx.unit, strategy_parts(cfg, ctx.unit, table), pa.agent, model_id, cfg, table, ctx.store)
+            parts = strategy_parts(cfg, ctx.unit, table, arrivals)
+            rt = RealTimeRun(ctx.unit, parts, pa.agent, model_id, cfg, table, ctx.store)
             if ctx.resume_from is not None:
                 rt.restore(ctx.resume_from.state)
             return rt.run(ctx.progress)
@@ -309,9 +318,10 @@ def _compressed_runner(
     cfg: ExperimentConfig, measured: ProfileTable, validation: Validation
 ) -> Callable[[UnitContext], StrategyResult]:
     """A strategy simulated from the measured steady state, its result carrying the extrapolation error."""
+    arrivals = make_arrivals(cfg)
 
     def simulate(ctx: UnitContext) -> StrategyResult:
-        sim = build_simulation(cfg, ctx.unit, ctx.store, measured)
+        sim = build_simulation(cfg, ctx.unit, ctx.store, measured, arrivals)
         if ctx.resume_from is not None:
             sim.restore(ctx.resume_from.state)
         result = sim.run(ctx.progress)

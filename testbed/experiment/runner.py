@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from testbed.experiment.assemble import build_simulation, config_json, load_table
+from testbed.experiment.assemble import build_simulation, config_json, load_table, make_arrivals
 from testbed.experiment.config import ExperimentConfig
 from testbed.experiment.hil import run_hil
 from testbed.runstore.executor import ProgressFn, RunDescription, RunExecutor, UnitContext
@@ -52,10 +52,10 @@ def run_experiment(
     """
     if cfg.mode == "hil":
         return run_hil(cfg, out_dir, resume_dir, progress, on_start)
-    table = load_table(cfg)
+    table, arrivals = load_table(cfg), make_arrivals(cfg)
 
     def simulate(ctx: UnitContext) -> StrategyResult:
-        sim = build_simulation(cfg, ctx.unit, ctx.store, table)
+        sim = build_simulation(cfg, ctx.unit, ctx.store, table, arrivals)
         if ctx.resume_from is not None:
             sim.restore(ctx.resume_from.state)
         return sim.run(ctx.progress)

@@ -29,7 +29,8 @@ from traces.csvio import (
     read_table,
     require_column,
     resolve_column,
-    write_rows,
+    rows_text,
+    write_text,
 )
 
 KIND = "battery_trace"
@@ -38,6 +39,9 @@ SIGNS = ("discharge_positive", "charge_positive")
 COLUMNS = ("t_s", "voltage_v", "current_a", "power_w", "soc", "temp_c", "charge_ah", "energy_wh")
 REQUIRED = ("t", "voltage", "current", "power", "soc", "temp")
 OPTIONAL = ("charge", "energy")
+#: The lowest terminal voltage a battery trace holds (1 mV): below it a value is a corrupt field, and it
+#: would be written as 0 V, which no reader accepts.
+MIN_VOLTAGE_V = 1e-3
 
 
 @dataclass
@@ -82,14 +86,22 @@ def _sign_of(table: Table) -> str:
     return sign
 
 
-def read_battery(path: str | os.PathLike[str]) -> BatteryTrace:
-    """Load a battery trace CSV and normalise the current sign to discharge-positive.
+def voltage_problem(voltage_v: float) -> str | None:
+    """Why ``voltage_v`` cannot be a terminal voltage of a battery trace (``None`` when it can or is NaN)."""
+    if math.isnan(voltage_v) or voltage_v >= MIN_VOLTAGE_V:
+        return None
+    return f"voltage must be positive (≥ {MIN_VOLTAGE_V:g} V), got {voltage_v:g} V"
+
+
+def read_battery(path: str | os.PathLike[str], text: str | None = None) -> BatteryTrace:
+    """Load a battery trace CSV (``text`` when given, else the file at ``path``) and normalise the current
+    sign to discharge-positive.
 
     Raises :class:`ParseError` for a missing ``current_sign``, a missing required column, an unknown
     unit, a value that is not a number or is NaN, negative or non-increasing time, voltage ≤ 0 or
     ``soc`` outside 0–1.
     """
-    table = read_table(path)
+    table = read_table(path, text)
     name = table.path
     if table.kind not in (None, KIND):
         raise ParseError(name, 1, f"this is a {table.kind} file, not a {KIND}")
@@ -106,9 +118,9 @@ def read_battery(path: str | os.PathLike[str]) -> BatteryTrace:
             i, f = spec
             v = parse_number(row[i], name, line, table.columns[i], allow_empty=q != "t") * f
             data[q].append(v)
-        v_v = data["voltage"][-1]
-        if not math.isnan(v_v) and v_v <= 0:
-            raise ParseError(name, line, f"voltage must be positive, got {v_v} V")
+        problem = voltage_problem(data["voltage"][-1])
+        if problem is not None:
+            raise ParseError(name, line, problem)
         soc = data["soc"][-1]
         if not math.isnan(soc) and not 0.0 <= soc <= 1.0:
             raise ParseError(name, line, f"soc {soc} is outside 0–1 (use a soc_pct column for percent)")
@@ -154,7 +166,7 @@ def battery_columns(trace: BatteryTrace) -> list[str]:
 
 def battery_row(values: dict[str, float], status: str | None) -> list[str]:
     """One CSV row from canonical values (missing → empty cell)."""
-    digits = {"t_s": 3, "voltage_v": 6, "current_a": 6, "power_w": 6, "soc": 4, "temp_c": 1}
+    digits = {"t_s": 6, "voltage_v": 6, "current_a": 6, "power_w": 6, "soc": 4, "temp_c": 1}
     row = [format_number(values.get(c, math.nan), digits.get(c, 6)) for c in values]
     if status is not None:
         row.append(status)
@@ -163,6 +175,11 @@ def battery_row(values: dict[str, float], status: str | None) -> list[str]:
 
 def write_battery(trace: BatteryTrace, path: str | os.PathLike[str]) -> None:
     """Write ``trace`` as a canonical (discharge-positive) battery trace CSV."""
+    write_text(path, battery_text(trace))
+
+
+def battery_text(trace: BatteryTrace) -> str:
+    """The canonical CSV text of ``trace`` (what :func:`write_battery` writes)."""
     cols = battery_columns(trace)
     rows = []
     for k in range(len(trace)):
@@ -179,4 +196,4 @@ def write_battery(trace: BatteryTrace, path: str | os.PathLike[str]) -> None:
         if trace.energy_wh is not None:
             values["energy_wh"] = float(trace.energy_wh[k])
         rows.append(battery_row(values, trace.status[k] if trace.status is not None else None))
-    write_rows(path, battery_header(trace.meta), cols, rows)
+    return rows_text(battery_header(trace.meta), cols, rows)

@@ -11,6 +11,7 @@ Every problem raises :class:`~devices.errors.ParseError` naming the file, the li
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -199,37 +200,57 @@ def parse_number(text: str, path: str, line: int | None, column: str, *, allow_e
     return value
 
 
+#: Times in trace files are written to the microsecond; two rows closer than that are one instant.
+TIME_DIGITS = 6
+
+
 def check_time(values: Sequence[float], lines: Sequence[int], path: str, *, strict: bool) -> None:
-    """Times must be ≥ 0 and non-decreasing (``strict``: increasing); else :class:`ParseError`."""
+    """Times must be ≥ 0 and non-decreasing (``strict``: increasing) at the microsecond the files are
+    written with; else :class:`ParseError`."""
     prev = -math.inf
     for t, line in zip(values, lines, strict=True):
         if t < 0:
             raise ParseError(path, line, f"negative time t_s={t}")
-        if t < prev or (strict and t == prev):
+        tr = round(t, TIME_DIGITS)
+        if tr < prev or (strict and tr == prev):
             word = "increasing" if strict else "non-decreasing"
-            raise ParseError(path, line, f"time is not {word}: t_s={t} after t_s={prev}")
-        prev = t
+            raise ParseError(path, line, f"time is not {word} (to the µs): t_s={t} after t_s={prev}")
+        prev = tr
 
 
 def format_number(value: float, digits: int = 6) -> str:
     """Compact text for a float in a CSV (empty for NaN, integers without a decimal point)."""
     if math.isnan(value):
         return ""
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"  # no reader accepts it: the caller's check reports the row
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.{digits}f}".rstrip("0").rstrip(".")
+
+
+def rows_text(header: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """``# header``, the column line and ``rows`` as CSV text (what :func:`write_rows` writes)."""
+    buf = io.StringIO()
+    buf.write(f"# {header}\n")
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path``; :class:`BadInputError` if it cannot be written (parent must exist)."""
+    p = Path(path)
+    try:
+        with open(p, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise BadInputError(f"{p}: cannot write: {exc.strerror or exc}") from None
 
 
 def write_rows(
     path: str | os.PathLike[str], header: str, columns: Sequence[str], rows: Iterable[Sequence[str]]
 ) -> None:
     """Write ``# header``, the column line and ``rows`` to ``path`` (parent directories must exist)."""
-    p = Path(path)
-    try:
-        with open(p, "w", encoding="utf-8", newline="") as fh:
-            fh.write(f"# {header}\n")
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(columns)
-            w.writerows(rows)
-    except OSError as exc:
-        raise BadInputError(f"{p}: cannot write: {exc.strerror or exc}") from None
+    write_text(path, rows_text(header, columns, rows))

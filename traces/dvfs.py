@@ -23,10 +23,24 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from devices.errors import BadInputError, ParseError
-from traces.csvio import check_time, format_number, parse_number, read_table, require_column, write_rows
+from traces.csvio import check_time, format_number, parse_number, read_table, require_column, rows_text, write_text
 from traces.domains import DomainMap, parse_domains
 
 KIND = "dvfs_trace"
+#: The highest frequency any reader or parser accepts (1 THz in kHz): above it a value is a corrupt field.
+MAX_FREQ_KHZ = 1_000_000_000
+
+
+def freq_problem(freq_khz: float) -> str | None:
+    """Why ``freq_khz`` cannot be a frequency of a trace (``None`` when it can): not positive, or above
+    :data:`MAX_FREQ_KHZ`. Every reader and parser of DVFS data checks with this one rule."""
+    if not freq_khz > 0:
+        return f"frequency must be positive, got {freq_khz:g} kHz"
+    if freq_khz > MAX_FREQ_KHZ:
+        return f"frequency {freq_khz:.6g} kHz is above {MAX_FREQ_KHZ} kHz (1 THz): not a clock frequency"
+    if round(freq_khz) < 1:
+        return f"frequency {freq_khz:g} kHz rounds to 0 kHz"
+    return None
 
 
 class DvfsEvent(NamedTuple):
@@ -134,14 +148,16 @@ def compress(events: Iterable[DvfsEvent]) -> list[DvfsEvent]:
     return out
 
 
-def read_dvfs(path: str | os.PathLike[str], known_domains: Iterable[str] | None = None) -> DvfsTrace:
-    """Load and validate a DVFS trace CSV.
+def read_dvfs(
+    path: str | os.PathLike[str], known_domains: Iterable[str] | None = None, text: str | None = None
+) -> DvfsTrace:
+    """Load and validate a DVFS trace CSV (``text`` when given, else the file at ``path``).
 
     Raises :class:`ParseError` for missing columns, unknown units, non-numeric/NaN values, negative or
     non-monotonic time, non-positive frequency, a domain not declared (header or ``known_domains``),
     or two rows for one domain at one time.
     """
-    table = read_table(path)
+    table = read_table(path, text)
     name = table.path
     if table.kind not in (None, KIND):
         raise ParseError(name, 1, f"this is a {table.kind} file, not a {KIND}")
@@ -174,8 +190,9 @@ def read_dvfs(path: str | os.PathLike[str], known_domains: Iterable[str] | None 
             listed = ", ".join(sorted(allowed)) or "none"
             raise ParseError(name, line, f"unknown domain {dom!r}; known domains: {listed}")
         f = parse_number(row[fi], name, line, table.columns[fi]) * ff
-        if f <= 0:
-            raise ParseError(name, line, f"frequency must be positive, got {row[fi].strip()}")
+        problem = freq_problem(f)
+        if problem is not None:
+            raise ParseError(name, line, problem)
         if (t, dom) in seen:
             raise ParseError(name, line, f"second row for domain {dom!r} at t_s={t}")
         seen.add((t, dom))
@@ -193,6 +210,11 @@ def read_dvfs(path: str | os.PathLike[str], known_domains: Iterable[str] | None 
 
 def write_dvfs(trace: DvfsTrace, path: str | os.PathLike[str], source: str | None = None) -> None:
     """Write ``trace`` in the canonical form (times rebased so the first row is at 0 is the caller's job)."""
+    write_text(path, dvfs_text(trace, source))
+
+
+def dvfs_text(trace: DvfsTrace, source: str | None = None) -> str:
+    """The canonical CSV text of ``trace`` (what :func:`write_dvfs` writes)."""
     items = [f"{KIND} v1", "semantics=zero_order_hold"]
     if trace.domains is not None:
         items.append(f"domains: {trace.domains.to_text()}")
@@ -203,4 +225,4 @@ def write_dvfs(trace: DvfsTrace, path: str | os.PathLike[str], source: str | Non
     if source is not None and "source" not in trace.meta:
         items.append(f"source={source}")
     rows = ([format_number(e.t_s, 6), e.domain, str(e.freq_khz)] for e in trace.events)
-    write_rows(path, "; ".join(items), ["t_s", "domain", "freq_khz"], rows)
+    return rows_text("; ".join(items), ["t_s", "domain", "freq_khz"], rows)

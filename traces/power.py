@@ -22,7 +22,7 @@ import numpy as np
 
 from devices.errors import BadInputError, ParseError
 from traces.battery import BatteryTrace
-from traces.csvio import check_time, format_number, parse_number, read_table, require_column, write_rows
+from traces.csvio import check_time, format_number, parse_number, read_table, require_column, rows_text, write_text
 
 KIND = "power_trace"
 
@@ -87,7 +87,8 @@ def power_from_battery(trace: BatteryTrace) -> PowerTrace:
     Raises :class:`BadInputError` naming the time of the first charging row (negative power is not a
     load) and when fewer than one row has a known power.
     """
-    p = np.where(np.isnan(trace.power_w), trace.voltage_v * trace.current_a, trace.power_w)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below as not finite
+        p = np.where(np.isnan(trace.power_w), trace.voltage_v * trace.current_a, trace.power_w)
     ok = ~np.isnan(p)
     if not ok.any():
         raise BadInputError("the battery trace has no row with a known power (power_w or voltage and current)")
@@ -102,13 +103,13 @@ def power_from_battery(trace: BatteryTrace) -> PowerTrace:
     return PowerTrace(t - t[0], p, None, meta)
 
 
-def read_power(path: str | os.PathLike[str]) -> PowerTrace:
-    """Load and validate a power trace CSV.
+def read_power(path: str | os.PathLike[str], text: str | None = None) -> PowerTrace:
+    """Load and validate a power trace CSV (``text`` when given, else the file at ``path``).
 
     Raises :class:`ParseError` for missing columns, unknown units, NaN/non-numeric values, negative or
     non-increasing time, a first row not at t=0, negative power, or a ``duration_s`` not after the last row.
     """
-    table = read_table(path)
+    table = read_table(path, text)
     name = table.path
     if table.kind not in (None, KIND):
         raise ParseError(name, 1, f"this is a {table.kind} file, not a {KIND}")
@@ -139,6 +140,11 @@ def read_power(path: str | os.PathLike[str]) -> PowerTrace:
 
 def write_power(trace: PowerTrace, path: str | os.PathLike[str], source: str | None = None) -> None:
     """Write ``trace`` as a canonical power trace CSV."""
+    write_text(path, power_text(trace, source))
+
+
+def power_text(trace: PowerTrace, source: str | None = None) -> str:
+    """The canonical CSV text of ``trace`` (what :func:`write_power` writes)."""
     items = [f"{KIND} v1", "semantics=zero_order_hold"]
     if trace.duration_s is not None:
         items.append(f"duration_s={format_number(trace.duration_s)}")
@@ -146,4 +152,4 @@ def write_power(trace: PowerTrace, path: str | os.PathLike[str], source: str | N
     if source is not None and "source" not in trace.meta:
         items.append(f"source={source}")
     rows = ([format_number(float(t)), format_number(float(p))] for t, p in zip(trace.t_s, trace.power_w, strict=True))
-    write_rows(path, "; ".join(items), ["t_s", "power_w"], rows)
+    return rows_text("; ".join(items), ["t_s", "power_w"], rows)

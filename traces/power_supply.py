@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 
+from traces.battery import MIN_VOLTAGE_V, voltage_problem
+
 SIGN_RULES = ("kernel", "discharge_positive", "status")
 
 
@@ -72,6 +74,8 @@ def convert_attributes(attrs: dict[str, str], rule: str) -> tuple[dict[str, floa
     voltage_v = uv * 1e-6 if uv is not None else nan
     if uv is not None and uv <= 0:
         raise ValueError(f"voltage_now must be positive, got {uv:g} µV")
+    if voltage_problem(voltage_v) is not None:
+        raise ValueError(f"voltage_now {uv:g} µV is below {MIN_VOLTAGE_V * 1e6:g} µV: not a battery voltage")
     current_a = _signed(ua * 1e-6, rule, status) if ua is not None else nan
     if ua is not None and not math.isnan(voltage_v):
         power_w = voltage_v * current_a

@@ -3,108 +3,150 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from devices.errors import BadInputError
-from testbed.cli.common import JsonOpt, SysfsRootOpt, console, is_interactive, print_json
+from testbed.cli.common import JsonOpt, SysfsRootOpt, console, is_interactive, plural, print_json
 
 if TYPE_CHECKING:
     from devices.record import OnSample
     from traces.record import RecordResult
+    from traces.sources import ParseOptions, SourceFormat
 
 app = typer.Typer(
-    help="DVFS, battery and power traces: convert from ftrace/cpufreq/power_supply logs, inspect, record.",
+    help="DVFS, battery and power traces: convert from the files users have (detected), inspect, record.",
     no_args_is_help=True,
 )
-
-
-class Source(str, Enum):
-    ftrace = "ftrace"
-    time_in_state = "time-in-state"
-    polled = "polled"
-    power_supply = "power-supply"
-    csv = "csv"
-    battery = "battery"
 
 
 DomainsOpt = Annotated[
     str | None,
     typer.Option("--domains", help="CPU → domain map, e.g. policy0=0-3,policy4=4-7 (default: one domain per CPU)."),
 ]
+FromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="Source format (default: detected from the content): ftrace, systrace, perfetto, trace-cmd, "
+        "time-in-state, polled, tegrastats, power-supply, upower, batterystats, healthd, rd-usb, monsoon, otii, "
+        "jls, csv, battery, dvfs-trace, battery-trace, power-trace.",
+    ),
+]
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option("--columns", help="Header-less CSV: its column names, e.g. time,status,energy_full,energy_now."),
+]
+TimeFormatOpt = Annotated[
+    str | None,
+    typer.Option("--time-format", help="strftime format of date-time stamps not detected (e.g. %d/%m/%Y %H:%M:%S)."),
+]
+TzOpt = Annotated[str | None, typer.Option("--tz", help="Time zone of naive date-times: IANA name, UTC or +HH:MM.")]
+IntervalOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--interval-s",
+        help="Seconds between samples of a log without times (tegrastats) or between two "
+        "time_in_state snapshots (BEFORE AFTER).",
+    ),
+]
+ModeOpt = Annotated[str, typer.Option("--mode", help="time-in-state: split (keep residency) or dominant.")]
+SignOpt = Annotated[
+    str,
+    typer.Option(
+        "--sign",
+        help="Current sign of the source. power-supply: auto|kernel|discharge_positive|status; "
+        "csv: discharge_positive|charge_positive.",
+    ),
+]
+MapOpt = Annotated[
+    str | None,
+    typer.Option("--map", help="csv: column map, e.g. 't_s=Time:ms,voltage_v=Voltage (V),current_a=I:mA'."),
+]
+KindOpt = Annotated[
+    str | None, typer.Option("--kind", help="csv: battery (default) or power; tegrastats: dvfs (default) or power.")
+]
+
+
+def _options(
+    domains: str | None,
+    mode: str,
+    sign: str,
+    column_map: str | None,
+    kind: str | None,
+    columns: str | None,
+    time_format: str | None,
+    tz: str | None,
+    interval_s: float | None,
+) -> ParseOptions:
+    from traces.domains import parse_domains
+    from traces.sources import ParseOptions
+    from traces.timefmt import parse_tz
+
+    if tz is not None:
+        try:
+            parse_tz(tz)
+        except ValueError as exc:
+            raise BadInputError(f"--tz: {exc}") from None
+    if interval_s is not None and not (0 < interval_s < 1e12):
+        raise BadInputError(f"--interval-s must be a positive number of seconds, got {interval_s:g}")
+    cols = tuple(c.strip() for c in columns.split(",")) if columns else None
+    if cols is not None and (not all(cols) or len(set(cols)) != len(cols)):
+        raise BadInputError(f"--columns {columns!r}: names must be non-empty and distinct")
+    return ParseOptions(
+        domains=parse_domains(domains) if domains else None,
+        mode=mode,
+        sign=sign,
+        column_map=column_map,
+        kind=kind,
+        columns=cols,
+        time_format=time_format,
+        tz=tz,
+        interval_s=interval_s,
+    )
+
+
+def _resolve(files: list[Path], source: str | None, domains: str | None) -> SourceFormat:
+    from traces.sources import detect, get_source
+
+    if not files:
+        raise BadInputError("give at least one FILE")
+    fmt = get_source(source) if source is not None else detect(files[0])
+    if domains and fmt.produces != "dvfs_trace":
+        raise BadInputError("--domains applies to DVFS sources (ftrace, time-in-state, polled, tegrastats, …) only")
+    return fmt
 
 
 @app.command("convert")
 def convert(
-    file: Annotated[Path, typer.Argument(help="The source file.")],
-    source: Annotated[Source, typer.Option("--from", help="What the source file is.")],
+    files: Annotated[list[Path], typer.Argument(help="The source file(s): one, or BEFORE AFTER for time-in-state.")],
     out: Annotated[Path, typer.Option("--out", help="Output CSV in the testbed's format.")],
+    source: FromOpt = None,
     domains: DomainsOpt = None,
-    mode: Annotated[str, typer.Option("--mode", help="time-in-state: split (keep residency) or dominant.")] = "split",
-    sign: Annotated[
-        str,
-        typer.Option(
-            "--sign",
-            help="Current sign of the source. power-supply: auto|kernel|discharge_positive|status; "
-            "csv: discharge_positive|charge_positive.",
-        ),
-    ] = "auto",
-    column_map: Annotated[
-        str | None,
-        typer.Option("--map", help="csv: column map, e.g. 't_s=Time:ms,voltage_v=Voltage (V),current_a=I:mA'."),
-    ] = None,
-    kind: Annotated[str, typer.Option("--kind", help="csv: battery or power.")] = "battery",
+    mode: ModeOpt = "split",
+    sign: SignOpt = "auto",
+    column_map: MapOpt = None,
+    kind: KindOpt = None,
+    columns: ColumnsOpt = None,
+    time_format: TimeFormatOpt = None,
+    tz: TzOpt = None,
+    interval_s: IntervalOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Convert FILE into a DVFS, battery or power trace CSV (the format follows from --from).
+    """Convert FILE into a DVFS, battery or power trace CSV (the format is detected unless --from names it).
 
-    ftrace, time-in-state and polled give a DVFS trace; power-supply gives a battery trace; csv gives
-    a battery or power trace (--kind); battery turns a battery trace into the power trace of its load.
+    Nothing is written unless the whole input parses and the result passes its own reader.
     """
     from traces.battery import BatteryTrace, write_battery
-    from traces.domains import parse_domains
     from traces.dvfs import DvfsTrace, write_dvfs
-    from traces.power import PowerTrace, write_power
+    from traces.power import write_power
+    from traces.sources import load
 
-    if domains and source in (Source.power_supply, Source.csv, Source.battery):
-        raise BadInputError("--domains applies to DVFS sources (ftrace, time-in-state, polled) only")
-    dmap = parse_domains(domains) if domains else None
-    trace: DvfsTrace | BatteryTrace | PowerTrace
-    if source is Source.ftrace:
-        from traces.parsers.ftrace import parse_ftrace
-
-        trace = parse_ftrace(file, dmap)
-    elif source is Source.time_in_state:
-        from traces.parsers.time_in_state import parse_time_in_state
-
-        trace = parse_time_in_state(file, dmap, mode=mode)
-    elif source is Source.polled:
-        from traces.parsers.polled import parse_polled
-
-        trace = parse_polled(file, dmap)
-    elif source is Source.battery:
-        from traces.battery import read_battery
-        from traces.power import power_from_battery
-
-        trace = power_from_battery(read_battery(file))
-    elif source is Source.power_supply:
-        from traces.parsers.power_supply_log import parse_power_supply
-
-        trace = parse_power_supply(file, sign=sign)
-    else:
-        from traces.parsers.generic_csv import parse_generic_csv
-
-        if column_map is None:
-            raise BadInputError("--from csv needs --map (e.g. --map 't_s=Time,voltage_v=V,current_a=I')")
-        if kind == "battery" and sign == "auto":
-            raise BadInputError(
-                "--from csv --kind battery needs the source's current sign: --sign discharge_positive "
-                "or --sign charge_positive (BatteryArchive, Linux and Android count charging as positive)"
-            )
-        trace = parse_generic_csv(file, column_map, kind=kind, sign="discharge_positive" if sign == "auto" else sign)
+    opts = _options(domains, mode, sign, column_map, kind, columns, time_format, tz, interval_s)
+    fmt = _resolve(files, source, domains)
+    _, trace = load(files, fmt.name, opts)
     if isinstance(trace, DvfsTrace):
         write_dvfs(trace, out)
         summary: dict[str, object] = {
@@ -119,22 +161,41 @@ def convert(
     else:
         write_power(trace, out)
         summary = {"format": "power_trace", "rows": len(trace.t_s), "period_s": trace.period_s}
+    summary["source_format"] = fmt.name
     summary["out"] = str(out)
     if json_out:
         print_json(summary)
     else:
-        console.print(f"wrote {summary['rows']} rows ({summary['format']}) to {out}", highlight=False, soft_wrap=True)
+        console.print(
+            f"wrote {plural(int(str(summary['rows'])), 'row')} ({summary['format']}, from {fmt.name}) to {out}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("info")
 def info(
-    file: Annotated[Path, typer.Argument(help="A trace CSV (dvfs, battery or power).")],
+    files: Annotated[
+        list[Path], typer.Argument(help="A trace CSV or raw source file (BEFORE AFTER for time-in-state).")
+    ],
+    source: FromOpt = None,
+    domains: DomainsOpt = None,
+    mode: ModeOpt = "split",
+    sign: SignOpt = "auto",
+    column_map: MapOpt = None,
+    kind: KindOpt = None,
+    columns: ColumnsOpt = None,
+    time_format: TimeFormatOpt = None,
+    tz: TzOpt = None,
+    interval_s: IntervalOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Validate FILE and print its format, duration and summary statistics."""
+    """Validate FILE and print its format, duration and summary statistics (raw sources are detected)."""
     from traces.info import trace_info
 
-    data = trace_info(file)
+    opts = _options(domains, mode, sign, column_map, kind, columns, time_format, tz, interval_s)
+    fmt = _resolve(files, source, domains)
+    data = trace_info(files, fmt.name, opts)
     if json_out:
         print_json(data)
         return
@@ -143,6 +204,9 @@ def info(
             console.print(f"{key}:", highlight=False, soft_wrap=True)
             for k, v in value.items():
                 console.print(f"  {k}: {v}", highlight=False, soft_wrap=True)
+        elif isinstance(value, list) and key == "warnings":
+            for w in value:
+                console.print(f"warning: {w}", highlight=False, soft_wrap=True)
         else:
             console.print(f"{key}: {value}", highlight=False, soft_wrap=True)
 
@@ -235,8 +299,8 @@ def _report(result: RecordResult, json_out: bool) -> None:
     else:
         note = " (interrupted)" if result.interrupted else ""
         console.print(
-            f"wrote {result.rows} rows from {result.samples} samples over {result.duration_s:.3f} s "
-            f"to {result.path}{note}",
+            f"wrote {plural(result.rows, 'row')} from {plural(result.samples, 'sample')} "
+            f"over {result.duration_s:.3f} s to {result.path}{note}",
             highlight=False,
             soft_wrap=True,
         )

@@ -94,7 +94,7 @@ def test_info_on_canonical_samples(cli, sample):
     [
         ("t_s,domain,freq_khz\n0,p0,600000\n1,p0,-1\n", ["trace", "info"], ":3: frequency must be positive"),
         ("t_s,power_w\n0,1\n0,2\n", ["trace", "info"], ":3: time is not increasing"),
-        ("t_s,foo\n0,1\n", ["trace", "info"], ":1: cannot tell the trace format"),
+        ("t_s,foo\n0,1\n", ["trace", "info"], "matches no known trace format (tried battery, battery-trace,"),
         (
             "  a-1 [000] d..2 1.0: cpu_frequency: state=1 cpu_id=7\n",
             ["trace", "convert", "--from", "ftrace", "--domains", "p0=0-3"],

@@ -21,6 +21,7 @@ from traces.parsers.polled import parse_polled
 from traces.parsers.power_supply_log import parse_power_supply
 from traces.parsers.time_in_state import parse_time_in_state
 from traces.power import power_from_battery, read_power
+from traces.sources import ParseOptions, get_source, load, source_names
 
 # fragments that reach deep into each parser: valid pieces, near-misses and hostile values
 TOKENS = [
@@ -121,7 +122,10 @@ PARSERS: dict[str, Callable[[Path], Any]] = {
     "power_supply": parse_power_supply,
     "csv-battery": lambda p: parse_generic_csv(p, "t_s=t_s,voltage_v=voltage_v,current_a=current_a:mA,soc=soc"),
     "csv-power": lambda p: parse_generic_csv(p, "t_s=t_s,power_w=power_w", kind="power"),
+    "detected": lambda p: load([p]),  # whatever format the content looks like
 }
+for _name in source_names():  # every registered source format, by name, with default options
+    PARSERS[f"source:{_name}"] = lambda p, _n=_name: get_source(_n).parse([p], ParseOptions())
 
 
 def _check_all(data: bytes) -> None:

@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from devices.errors import BadInputError, ParseError
-from traces.battery import SIGNS, BatteryTrace
+from traces.battery import SIGNS, BatteryTrace, voltage_problem
 from traces.csvio import parse_number, read_table
 from traces.power import PowerTrace
 from traces.units import CANONICAL, UnknownUnitError, factor
@@ -62,7 +62,11 @@ def parse_column_map(text: str) -> dict[str, tuple[str, float]]:
 
 
 def parse_generic_csv(
-    path: str | os.PathLike[str], column_map: str, kind: str = "battery", sign: str = "discharge_positive"
+    path: str | os.PathLike[str],
+    column_map: str,
+    kind: str = "battery",
+    sign: str = "discharge_positive",
+    text: str | None = None,
 ) -> BatteryTrace | PowerTrace:
     """Read a CSV through a column map into a battery (``kind="battery"``) or power trace.
 
@@ -74,7 +78,7 @@ def parse_generic_csv(
     if sign not in SIGNS:
         raise BadInputError(f"unknown current sign {sign!r}; use one of {', '.join(SIGNS)}")
     cmap = parse_column_map(column_map)
-    table = read_table(path)
+    table = read_table(path, text)
     name = table.path
     idx: dict[str, tuple[int, float]] = {}
     for key, (source, f) in cmap.items():
@@ -92,8 +96,8 @@ def parse_generic_csv(
     for row, line in zip(table.rows, table.lines, strict=True):
         for key, (i, f) in idx.items():
             data[key].append(parse_number(row[i], name, line, table.columns[i], allow_empty=key != "t_s") * f)
-    _check_increasing(data["t_s"], table.lines, name)
-    t = np.array(data["t_s"]) - data["t_s"][0]
+    t = np.round(np.array(data["t_s"]) - data["t_s"][0], 6)
+    _check_increasing(list(t), table.lines, name)
     n = len(t)
     flip = -1.0 if sign == "charge_positive" else 1.0
     if kind == "power":
@@ -107,8 +111,16 @@ def parse_generic_csv(
         return np.array(data[key]) if key in data else np.full(n, np.nan)
 
     v, i_a, p_w = col("voltage_v"), col("current_a") * flip, col("power_w") * flip
-    p_w = np.where(np.isnan(p_w), v * i_a, p_w)
-    i_a = np.where(np.isnan(i_a), p_w / v, i_a)
+    for k, volts in enumerate(v):
+        problem = voltage_problem(float(volts))
+        if problem is not None:
+            raise ParseError(name, table.lines[k], problem)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p_w = np.where(np.isnan(p_w), v * i_a, p_w)
+        i_a = np.where(np.isnan(i_a), p_w / v, i_a)
+    over = np.flatnonzero(np.isinf(p_w) | np.isinf(i_a))
+    if len(over):
+        raise ParseError(name, table.lines[int(over[0])], "voltage × current overflows: a value is far out of range")
     soc = col("soc")
     bad = np.flatnonzero((soc < 0) | (soc > 1))
     if len(bad):

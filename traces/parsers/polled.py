@@ -20,7 +20,7 @@ import re
 from devices.errors import ParseError
 from traces.csvio import read_text
 from traces.domains import DomainMap
-from traces.dvfs import DvfsEvent, DvfsTrace, compress
+from traces.dvfs import DvfsEvent, DvfsTrace, compress, freq_problem
 from traces.units import UnknownUnitError, factor, split_column
 
 _CPU = re.compile(r"^cpu(\d+)$", re.IGNORECASE)
@@ -91,6 +91,9 @@ def parse_polled(path: str | os.PathLike[str], domains: DomainMap | None = None)
             f = _number(value, name, lineno, f"frequency of {who}")
             if f <= 0 or f != int(f):
                 raise ParseError(name, lineno, f"frequency of {who} must be a positive integer kHz, got {value}")
+            problem = freq_problem(f)
+            if problem is not None:
+                raise ParseError(name, lineno, f"{who}: {problem}")
             samples.append((t, _domain(who, domains, name, lineno), int(f), lineno))
     if not samples:
         raise ParseError(name, None, "no samples")

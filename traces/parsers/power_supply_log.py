@@ -5,7 +5,13 @@ Accepted layouts (``#`` lines without a time are comments):
 - ``uevent`` blocks, as ``while :; do date +%s.%N; cat /sys/class/power_supply/BAT0/uevent; sleep 1; done``
   writes: a time line (a bare number, ``=== <t>`` or ``# t_s=<t>``) followed by ``POWER_SUPPLY_*=`` lines;
 - the same blocks with ``grep . /sys/class/power_supply/BAT0/*`` lines (``…/voltage_now:12000000``);
-- a CSV whose header has the time (``t_s``/``time``) and attribute names (``voltage_now,current_now,…``).
+- a CSV whose header has the time (``t_s``/``time``) and attribute names (``voltage_now,current_now,…``),
+  or a header-less one whose columns ``columns`` names (``time,status,energy_full,energy_now``), as a cron
+  job appending ``$(date -Is),$(cat status),…`` writes.
+
+Times may be unix seconds/milliseconds or date-times (ISO 8601, ``YYYY-MM-DD HH:MM:SS``; ``time_format``
+for others, naive ones read in ``tz``; see :mod:`traces.timefmt`). Any subset of the attributes is fine:
+a laptop log often has ``energy_now``/``power_now`` and no ``voltage_now``.
 
 Values are in the kernel's units (µV, µA, µW, µWh, µAh, 0.1 °C, %) and converted with
 :func:`traces.power_supply.convert_attributes`. ``sign="auto"`` picks the current convention from the
@@ -26,6 +32,24 @@ from devices.errors import ParseError
 from traces.battery import BatteryTrace
 from traces.csvio import read_text
 from traces.power_supply import SIGN_RULES, convert_attributes, detect_sign_rule
+from traces.timefmt import TimeReader, looks_like_time
+
+#: Attribute names (lower case) that mark a CSV as a power_supply log.
+ATTRIBUTES = (
+    "status",
+    "voltage_now",
+    "current_now",
+    "power_now",
+    "capacity",
+    "temp",
+    "charge_now",
+    "charge_full",
+    "energy_now",
+    "energy_full",
+    "voltage_avg",
+    "current_avg",
+)
+_TIME_COLUMNS = ("t_s", "time", "t", "timestamp", "date", "datetime")
 
 _TIME = re.compile(r"^\s*(?:=+|#|@)?\s*(?:t_s\s*=\s*|t\s*=\s*|time\s*=\s*)?(?P<t>[-+0-9.eE]+)\s*=*\s*$")
 _UEVENT = re.compile(r"^\s*POWER_SUPPLY_(?P<key>[A-Z0-9_]+)=(?P<value>.*)$")
@@ -65,29 +89,59 @@ def _blocks(name: str, text: str) -> list[tuple[float, dict[str, str], int]]:
     return blocks
 
 
-def _csv_samples(name: str, text: str) -> list[tuple[float, dict[str, str], int]]:
+def _csv_samples(
+    name: str, text: str, columns: tuple[str, ...] | None, reader_t: TimeReader
+) -> list[tuple[float, dict[str, str], int]]:
     out: list[tuple[float, dict[str, str], int]] = []
     reader = csv.reader(io.StringIO(text))
-    header: list[str] | None = None
+    header: list[str] | None = [c.strip().lower() for c in columns] if columns else None
+    if header is not None and header[0] not in _TIME_COLUMNS:
+        raise ParseError(name, None, f"--columns must start with the time column (time or t_s), found {header[0]!r}")
     try:
         for fields in reader:
             lineno = reader.line_num
-            if not fields or fields[0].lstrip().startswith("#"):
+            if not fields or fields[0].lstrip().startswith("#") or not "".join(fields).strip():
                 continue
             if header is None:
                 header = [f.strip().lower() for f in fields]
-                if header[0] not in ("t_s", "time", "t", "timestamp"):
-                    raise ParseError(name, lineno, f"the first column must be the time in seconds, found {fields[0]!r}")
+                if header[0] not in _TIME_COLUMNS and looks_like_time(fields[0]):
+                    raise ParseError(
+                        name,
+                        lineno,
+                        "the log has no header line; name its columns with --columns "
+                        "(e.g. --columns time,status,energy_full,energy_now)",
+                    )
+                if header[0] not in _TIME_COLUMNS:
+                    raise ParseError(name, lineno, f"the first column must be the time, found {fields[0]!r}")
                 continue
             if len(fields) != len(header):
-                raise ParseError(name, lineno, f"expected {len(header)} fields, found {len(fields)}")
-            out.append((_float_time(fields[0], name, lineno), dict(zip(header[1:], fields[1:], strict=True)), lineno))
+                raise ParseError(
+                    name, lineno, f"expected {len(header)} fields ({','.join(header)}), found {len(fields)}"
+                )
+            try:
+                t = reader_t.seconds(fields[0])
+            except ValueError as exc:
+                raise ParseError(name, lineno, str(exc)) from None
+            out.append((t, dict(zip(header[1:], fields[1:], strict=True)), lineno))
     except csv.Error as exc:
         raise ParseError(name, reader.line_num, f"malformed CSV: {exc}") from None
     return out
 
 
-def parse_power_supply(path: str | os.PathLike[str], sign: str = "auto") -> BatteryTrace:
+def _is_csv_log(text: str, columns: tuple[str, ...] | None) -> bool:
+    first = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+    if "," not in first:
+        return False
+    return columns is not None or any(a in first.lower() for a in ATTRIBUTES) or looks_like_time(first.split(",")[0])
+
+
+def parse_power_supply(
+    path: str | os.PathLike[str],
+    sign: str = "auto",
+    columns: tuple[str, ...] | None = None,
+    time_format: str | None = None,
+    tz: str | None = None,
+) -> BatteryTrace:
     """Parse a ``power_supply`` log into a discharge-positive battery trace.
 
     Raises :class:`ParseError` for unparseable lines, non-numeric or NaN values, a non-positive voltage,
@@ -98,8 +152,17 @@ def parse_power_supply(path: str | os.PathLike[str], sign: str = "auto") -> Batt
     if sign != "auto" and sign not in SIGN_RULES:
         raise ParseError(name, None, f"unknown current sign rule {sign!r}; use auto or one of {', '.join(SIGN_RULES)}")
     text = read_text(path)
-    first = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
-    samples = _csv_samples(name, text) if "," in first and "voltage_now" in first.lower() else _blocks(name, text)
+    reader_t = TimeReader(time_format, tz)
+    try:
+        reader_t.zone()
+    except ValueError as exc:
+        raise ParseError(name, None, str(exc)) from None
+    if _is_csv_log(text, columns):
+        samples = _csv_samples(name, text, columns, reader_t)
+    elif columns is not None:
+        raise ParseError(name, None, "--columns applies to a comma-separated log; this file has no commas")
+    else:
+        samples = _blocks(name, text)
     if not samples:
         raise ParseError(name, None, "no samples (expected time lines followed by POWER_SUPPLY_* lines)")
     if sign == "auto":
@@ -116,7 +179,7 @@ def parse_power_supply(path: str | os.PathLike[str], sign: str = "auto") -> Batt
     prev: float | None = None
     t0 = samples[0][0]
     for t, attrs, lineno in samples:
-        if prev is not None and t <= prev:
+        if prev is not None and round(t - t0, 6) <= round(prev - t0, 6):
             raise ParseError(name, lineno, f"time is not increasing: {t} after {prev}")
         prev = t
         if not attrs:
@@ -125,7 +188,7 @@ def parse_power_supply(path: str | os.PathLike[str], sign: str = "auto") -> Batt
             values, st = convert_attributes(attrs, rule)
         except ValueError as exc:
             raise ParseError(name, lineno, str(exc)) from None
-        cols["t_s"].append(t - t0)
+        cols["t_s"].append(round(t - t0, 6))
         for k, v in values.items():
             cols[k].append(v)
         status.append(st)

@@ -21,14 +21,17 @@ import itertools
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
-from devices.errors import ParseError
+from devices.errors import BadInputError, ParseError
 from traces.csvio import read_text
 from traces.domains import DomainMap
-from traces.dvfs import DvfsEvent, DvfsTrace, compress
+from traces.dvfs import MAX_FREQ_KHZ, DvfsEvent, DvfsTrace, compress
 
 #: Length of one time_in_state tick in seconds (USER_HZ = 100).
 TICK_S = 0.01
+#: The kernel's counters are u64.
+MAX_TICKS = 2**64 - 1
 MODES = ("split", "dominant")
 _MARK = re.compile(r"^\s*(?:=+|#|@)\s*(?P<body>.*?)\s*=*\s*$")
 
@@ -72,10 +75,10 @@ def _parse_marker(body: str, name: str, lineno: int) -> tuple[float, str] | None
     return t, dom or "policy0"
 
 
-def _read_snapshots(name: str, text: str) -> list[_Snapshot]:
+def _read_snapshots(name: str, text: str, line_offset: int = 0) -> list[_Snapshot]:
     snaps: list[_Snapshot] = []
     current: _Snapshot | None = None
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1 + line_offset):
         if not line.strip():
             continue
         m = _MARK.match(line)
@@ -93,7 +96,8 @@ def _read_snapshots(name: str, text: str) -> list[_Snapshot]:
                 name,
                 lineno,
                 "time_in_state line before any snapshot marker; time_in_state is cumulative, so each snapshot "
-                "needs a line like '=== <t_s> <domain>' giving when it was taken",
+                "needs a line like '=== <t_s> <domain>' giving when it was taken (or convert two raw snapshots: "
+                "BEFORE AFTER --interval-s N)",
             )
         try:
             freq, ticks = int(parts[0]), int(parts[1])
@@ -103,6 +107,8 @@ def _read_snapshots(name: str, text: str) -> list[_Snapshot]:
             raise ParseError(name, lineno, f"frequency must be positive, got {freq}")
         if ticks < 0:
             raise ParseError(name, lineno, f"negative tick count {ticks}")
+        if ticks > MAX_TICKS or freq > MAX_FREQ_KHZ:
+            raise ParseError(name, lineno, f"value too large for a cpufreq counter: {line.strip()[:60]!r}")
         if freq in current.counts:
             raise ParseError(name, lineno, f"frequency {freq} listed twice in one snapshot")
         current.counts[freq] = ticks
@@ -123,8 +129,11 @@ def parse_time_in_state(
     """
     if mode not in MODES:
         raise ParseError(path, None, f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
-    name = str(path)
-    snaps = _read_snapshots(name, read_text(path))
+    return _parse_snapshot_text(str(path), read_text(path), domains, mode, tick_s)
+
+
+def _parse_snapshot_text(name: str, text: str, domains: DomainMap | None, mode: str, tick_s: float) -> DvfsTrace:
+    snaps = _read_snapshots(name, text)
     by_domain: dict[str, list[_Snapshot]] = {}
     for s in snaps:
         if domains is not None and s.domain not in domains.domains:
@@ -184,3 +193,73 @@ def _interval_events(dom: str, start: float, stop: float, delta: dict[int, int],
         out.append(DvfsEvent(round(t, 6), dom, f))
         t += (stop - start) * delta[f] / total
     return out
+
+
+_PATH_DOMAIN = re.compile(r"(policy\d+|cpu\d+)", re.IGNORECASE)
+
+
+def _raw_counts(path: Path) -> tuple[dict[int, int], int]:
+    """A raw ``time_in_state`` file (no marker) → ``{kHz: ticks}`` and the line of its first row."""
+    name = str(path)
+    snaps = _read_snapshots(name, "=== 0 x\n" + read_text(path), line_offset=-1)
+    if len(snaps) > 1:
+        raise ParseError(name, snaps[1].line, "this file has snapshot markers; convert it alone (--from time-in-state)")
+    counts = snaps[0].counts
+    if not counts:
+        raise ParseError(name, None, "no '<freq kHz> <ticks>' lines (is this a stats/time_in_state file?)")
+    return counts, 1
+
+
+def _domain_from_path(path: Path, domains: DomainMap | None) -> str:
+    found = _PATH_DOMAIN.findall(str(path))
+    label = found[-1].lower() if found else "policy0"
+    if domains is None:
+        return label
+    if label.startswith("cpu"):
+        dom = domains.domain_of(int(label[3:]))
+        if dom is not None:
+            return dom
+    elif label in domains.domains:
+        return label
+    if len(domains.domains) == 1:
+        return domains.names()[0]
+    raise ParseError(path, None, f"cannot tell the domain of {path.name} ({label}); --domains has {domains.to_text()}")
+
+
+def parse_time_in_state_pair(
+    before: str | os.PathLike[str],
+    after: str | os.PathLike[str],
+    interval_s: float | None,
+    domains: DomainMap | None = None,
+    mode: str = "split",
+    tick_s: float = TICK_S,
+) -> DvfsTrace:
+    """Two raw ``time_in_state`` snapshots taken ``interval_s`` apart (as Workload Automation saves them,
+    before and after a workload) → a DVFS trace of that interval.
+
+    The domain comes from the path (``…/policy4/stats/time_in_state`` or ``…/cpu4/…`` mapped through
+    ``domains``; ``policy0`` otherwise). Without ``interval_s`` the residency itself gives the length.
+    Raises :class:`ParseError` for lines that are not ``<kHz> <ticks>``, a decreasing counter, a residency
+    longer than the interval, or no change at all; :class:`BadInputError` for a non-positive interval.
+    """
+    b, a = Path(before), Path(after)
+    counts_b, _ = _raw_counts(b)
+    counts_a, _ = _raw_counts(a)
+    if interval_s is not None and not (interval_s > 0 and interval_s < 1e12):
+        raise BadInputError(f"--interval-s must be a positive number of seconds, got {interval_s:g}")
+    dom = _domain_from_path(a, domains)
+    delta_ticks = sum(max(0, counts_a.get(f, 0) - counts_b.get(f, 0)) for f in counts_a)
+    length = interval_s if interval_s is not None else delta_ticks * tick_s
+    if length <= 0:
+        raise ParseError(a, None, "no residency changed between the two snapshots; give --interval-s N")
+    text = (
+        f"=== 0 {dom}\n"
+        + "\n".join(f"{f} {c}" for f, c in counts_b.items())
+        + f"\n=== {length!r} {dom}\n"
+        + "\n".join(f"{f} {c}" for f, c in counts_a.items())
+        + "\n"
+    )
+    trace = _parse_snapshot_text(str(a), text, domains, mode, tick_s)
+    trace.meta["source"] = "time_in_state_pair"
+    trace.meta["interval_s"] = f"{length:g}"
+    return trace

@@ -8,8 +8,8 @@ POST     /v1/lease                         take the lease ``{holder, ttl_s}`` �
 POST     /v1/lease/renew                   extend it
 DELETE   /v1/lease                         give it back (the board is restored)
 POST     /v1/frequency        (lease)      ``{level}`` or ``{policy, freq_khz}`` → read-back
-POST     /v1/models           (lease)      load an artifact from a path on the board (+ sha256)
-PUT      /v1/models/upload    (lease)      upload an ``.onnx`` body, checked against ``?sha256=``
+POST     /v1/models           (lease)      load an artifact from the agent's models directory (+ sha256)
+PUT      /v1/models/upload    (lease)      upload an ``.onnx``/``.rt3`` body (streamed, checked against ``?sha256=``)
 DELETE   /v1/models/{id}      (lease)      unload
 POST     /v1/models/{id}/switch (lease)    ``{pattern_set}`` → measured switch time (ms)
 POST     /v1/measure          (lease)      a measurement window → latency stats, energy, state
@@ -17,26 +17,27 @@ GET      /v1/power/samples                 power samples after ``since_ns`` (age
 POST     /v1/restore          (lease)      restore the saved board state
 =======  ===============================  =====================================================
 
-Status codes: 400 bad input, 401 no/bad token, 404 unknown model, 409 lease held by someone else,
-413 body too large, 422 malformed body, 423 lease required, 503 hardware failure. Handlers never
-answer 5xx for bad input.
+Status codes: 400 bad input, 401 no/bad token, 403 a model path outside the models directory, 404 unknown
+model, 409 lease held by someone else, 413 body too large, 422 malformed body, 423 lease required, 429
+readers throttled while a measurement window runs (``Retry-After``), 503 hardware failure. Handlers never
+answer 5xx for bad input. Models belong to the lease that loaded them and are unloaded when it ends.
 """
 
 import hashlib
 import hmac
 import os
-import tempfile
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from devices import __version__
 from devices.agent.leases import LeaseConflict, LeaseRequired
+from devices.agent.models_dir import ModelPathRefused
 from devices.agent.schemas import (
     ErrorBody,
     FrequencyRequest,
@@ -49,10 +50,13 @@ from devices.agent.schemas import (
     SwitchRequest,
 )
 from devices.agent.service import AgentService, UnknownModel
+from devices.agent.window import ReadersThrottled
 from devices.errors import BadInputError, HardwareError, TestbedError
 
 MAX_JSON_BYTES = 64 * 1024
 LEASE_HEADER = "X-Testbed-Lease"
+#: Routes that only read; rate-limited while a measurement window runs.
+READER_PATHS = frozenset({"/v1/info", "/v1/power/samples"})
 
 
 class BodyLimit:
@@ -152,11 +156,17 @@ def create_app(
     expected = token.encode()
 
     def require_token(
+        request: Request,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
         given = creds.credentials.encode() if creds is not None else b""
         if creds is None or creds.scheme.lower() != "bearer" or not hmac.compare_digest(given, expected):
             raise HTTPException(status_code=401, detail="missing or wrong bearer token")
+        path = request.url.path
+        if path in READER_PATHS:
+            service.window.admit_reader()  # rate-limited (429) while a window runs, and counted against it
+        elif path != "/v1/lease/renew":  # renewing is the window holder's own bookkeeping
+            service.window.note_request()
 
     def lease_id_of(request: Request) -> str | None:
         # read directly (not declared as a parameter): the id is a credential, like the bearer token
@@ -171,15 +181,23 @@ def create_app(
     @app.exception_handler(TestbedError)
     async def _testbed_error(request: Request, exc: TestbedError) -> JSONResponse:
         status = 400
+        headers = None
         if isinstance(exc, UnknownModel):
             status = 404
+        elif isinstance(exc, ModelPathRefused):
+            status = 403
+        elif isinstance(exc, ReadersThrottled):
+            status = 429
+            headers = {"Retry-After": str(max(1, round(exc.retry_after_s + 0.5)))}
         elif isinstance(exc, LeaseConflict):
             status = 409
         elif isinstance(exc, LeaseRequired):
             status = 423
         elif isinstance(exc, HardwareError) or not isinstance(exc, BadInputError):
             status = 503
-        return JSONResponse(status_code=status, content={"error": type(exc).__name__, "detail": str(exc)})
+        return JSONResponse(
+            status_code=status, content={"error": type(exc).__name__, "detail": str(exc)}, headers=headers
+        )
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -195,8 +213,13 @@ def create_app(
 
     @app.post("/v1/lease", dependencies=auth, status_code=201, responses={409: {"model": ErrorBody}})
     def take_lease(body: LeaseRequest) -> LeaseInfo:
-        lease = service.leases.acquire(body.holder, body.ttl_s)
-        return LeaseInfo(lease_id=lease.lease_id, holder=lease.holder, ttl_s=lease.ttl_s, expires_in_s=lease.ttl_s)
+        lease = service.leases.acquire(body.holder, body.ttl_s, body.resume_key)
+        if lease.resumed_from is not None:
+            service.lease_taken_over(lease.resumed_from, lease.lease_id)
+        return LeaseInfo(
+            lease_id=lease.lease_id, holder=lease.holder, ttl_s=lease.ttl_s, expires_in_s=lease.ttl_s,
+            resumed=lease.resumed_from is not None,
+        )  # fmt: skip
 
     @app.post("/v1/lease/renew", dependencies=auth, responses={423: {"model": ErrorBody}})
     def renew_lease(body: LeaseRenew, request: Request) -> LeaseInfo:
@@ -205,8 +228,7 @@ def create_app(
 
     @app.delete("/v1/lease", dependencies=auth, responses={423: {"model": ErrorBody}})
     def release_lease(request: Request) -> dict[str, Any]:
-        lease = service.leases.release(lease_id_of(request))
-        restored = service.restore()
+        lease, restored = service.release_lease(lease_id_of(request))
         return {"released": lease.holder, "restored": restored}
 
     @app.post("/v1/frequency", dependencies=leased, responses={423: {"model": ErrorBody}})
@@ -214,24 +236,28 @@ def create_app(
         return {"results": service.set_frequency(body.level, body.policy, body.freq_khz)}
 
     @app.post("/v1/models", dependencies=leased, status_code=201)
-    def load_model(body: ModelLoadRequest) -> dict[str, Any]:
-        return service.load_model(body.path, body.sha256).describe()
+    def load_model(body: ModelLoadRequest, request: Request) -> dict[str, Any]:
+        return service.load_model(body.path, body.sha256, lease_id_of(request)).describe()
 
     @app.put("/v1/models/upload", dependencies=leased, status_code=201)
     async def upload_model(
         request: Request, sha256: Annotated[str, Query(pattern=r"^[0-9a-fA-F]{64}$")]
     ) -> dict[str, Any]:
-        data = await request.body()
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != sha256.lower():
-            raise BadInputError(f"uploaded body has sha256 {digest}, not the declared {sha256}")
-        fd, tmp = tempfile.mkstemp(suffix=".onnx", prefix="testbed-upload-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        # streamed to the models directory's upload area and hashed on the way: never held whole in memory
+        path, fd = service.models_dir.new_upload()
+        h = hashlib.sha256()
         try:
-            return service.load_model(tmp, sha256).describe()
-        finally:
-            Path(tmp).unlink(missing_ok=True)  # sessions hold the graph in memory
+            with os.fdopen(fd, "wb") as fh:
+                async for chunk in request.stream():
+                    h.update(chunk)
+                    fh.write(chunk)
+            if h.hexdigest() != sha256.lower():
+                raise BadInputError(f"uploaded body does not match the declared sha256 {sha256}")
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        model = await run_in_threadpool(service.load_upload, path, lease_id_of(request))  # deletes the upload
+        return model.describe()
 
     @app.delete("/v1/models/{model_id}", dependencies=leased, responses={404: {"model": ErrorBody}})
     def unload_model(model_id: str) -> dict[str, str]:
@@ -244,8 +270,8 @@ def create_app(
         return {"model_id": model_id, "pattern_set": body.pattern_set, "switch_ms": switch_ms}
 
     @app.post("/v1/measure", dependencies=leased, responses={404: {"model": ErrorBody}})
-    def measure(body: MeasureRequest) -> MeasureResult:
-        return MeasureResult.model_validate(service.measure(**body.model_dump()))
+    def measure(body: MeasureRequest, request: Request) -> MeasureResult:
+        return MeasureResult.model_validate(service.measure(**body.model_dump(), lease_id=lease_id_of(request)))
 
     @app.get("/v1/power/samples", dependencies=auth)
     def power_samples(

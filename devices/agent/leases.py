@@ -4,10 +4,16 @@ One lease at a time per agent. A lease has a holder name, an id (a random token 
 the ``X-Testbed-Lease`` header) and a TTL in seconds; the holder renews it before it expires. An expired
 lease is freed by :meth:`LeaseManager.expire` (called periodically by the agent), which then runs the
 ``on_expire`` callback — the agent restores the board there.
+
+A holder that gave a ``resume_key`` with its lease may take that lease back under a new id — after its
+controller was killed and is resumed — by asking again with the same holder name and key (only the key's
+SHA-256 is kept); anyone else still gets :class:`LeaseConflict`. A controller keeps its TTL short and renews,
+so a lease nobody renews ends soon.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -39,6 +45,9 @@ class Lease:
     ttl_s: float
     acquired_mono_s: float
     expires_mono_s: float
+    resume_sha256: str | None = None
+    #: The id this lease replaced when its holder took it back (None for a fresh lease).
+    resumed_from: str | None = None
 
     def public(self, now_s: float) -> dict[str, object]:
         """What anyone may see: the holder and the time left, never the id."""
@@ -63,22 +72,31 @@ class LeaseManager:
         with self._lock:
             return self._lease
 
-    def acquire(self, holder: str, ttl_s: float) -> Lease:
-        """A new lease, or :class:`LeaseConflict` naming the current holder."""
+    def acquire(self, holder: str, ttl_s: float, resume_key: str | None = None) -> Lease:
+        """A new lease, the holder's own lease back under a new id (same holder and ``resume_key``), or
+        :class:`LeaseConflict` naming the current holder."""
         if not MIN_TTL_S <= ttl_s <= MAX_TTL_S:
             raise BadInputError(f"ttl_s must be between {MIN_TTL_S:g} and {MAX_TTL_S:g} s, got {ttl_s:g}")
+        key_sha = hashlib.sha256(resume_key.encode()).hexdigest() if resume_key else None
         self.expire()
         with self._lock:
             now = self._clock()
+            resumed_from: str | None = None
             if self._lease is not None:
-                left = self._lease.expires_mono_s - now
-                raise LeaseConflict(f"board is leased to {self._lease.holder!r} for another {left:.1f} s")
+                cur = self._lease
+                same = key_sha is not None and cur.resume_sha256 is not None and cur.holder == holder
+                if not (same and secrets.compare_digest(key_sha or "", cur.resume_sha256 or "")):
+                    left = cur.expires_mono_s - now
+                    raise LeaseConflict(f"board is leased to {cur.holder!r} for another {left:.1f} s")
+                resumed_from = cur.lease_id
             self._lease = Lease(
                 lease_id=secrets.token_urlsafe(24),
                 holder=holder,
                 ttl_s=ttl_s,
                 acquired_mono_s=now,
                 expires_mono_s=now + ttl_s,
+                resume_sha256=key_sha,
+                resumed_from=resumed_from,
             )
             return self._lease
 

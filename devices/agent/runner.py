@@ -20,15 +20,23 @@ All pattern sets are loaded up front into the board's runtime
 the artifact's shared tables), so :meth:`LoadedModel.switch` is a reference swap between inferences; its
 duration is measured and returned (ms).
 
-Failure modes: :class:`~devices.errors.BadInputError` for a missing file, a checksum mismatch, a
-malformed manifest, an unknown pattern set or an unloadable graph.
+Before anything is inflated or handed to onnxruntime, archives and manifests are checked by
+:mod:`devices.agent.manifests` (stored members, bounded sizes, pydantic schemas, streamed checksums). Inputs
+are built only inside what the model declares: shapes bounded, token ids below the declared vocabulary; a
+trial inference at load time confirms the model runs on them — where a lookup table is smaller than the
+declared (or default) vocabulary, the ids are drawn below the table size onnxruntime reports, and a model
+that still cannot run is refused at load time, never in the middle of a measurement.
+
+Failure modes: :class:`~devices.errors.BadInputError` for a missing file, a checksum mismatch (the digest the
+file really has is never stated), a malformed manifest, a member path leaving the model directory, an unknown
+pattern set, an unloadable graph or a model that fails on its declared inputs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import re
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -37,8 +45,18 @@ from typing import Any
 
 import numpy as np
 
+from devices.agent.manifests import (
+    ArtifactLimits,
+    check_archive,
+    check_shape,
+    parse_dir_manifest,
+    verify_members,
+)
 from devices.errors import BadInputError
 from devices.ort_runtime import ORT_DTYPES, OrtReconfigurableModel
+
+#: onnxruntime's message for an index past a lookup table: "idx=85 must be within the inclusive range [-58,57]".
+_INDEX_RANGE = re.compile(r"idx=-?\d+ must be within the inclusive range \[-?(\d+),\s*(\d+)\]")
 
 MANIFEST = "manifest.json"
 
@@ -118,11 +136,45 @@ class LoadedModel:
         return self._feeds
 
     def infer(self) -> float:
-        """Run the active pattern set once on fixed inputs; returns the latency in ms."""
+        """Run the active pattern set once on fixed inputs; returns the latency in ms.
+
+        :class:`BadInputError` (not an onnxruntime exception) when the model fails."""
         feeds = self.feeds()
         t0 = time.perf_counter_ns()
-        self.runtime.run(feeds)
+        try:
+            self.runtime.run(feeds)
+        except BadInputError:
+            raise
+        except Exception as exc:  # onnxruntime's own exception types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BadInputError(f"model {self.model_id}: inference failed: {first[:300]}") from None
         return (time.perf_counter_ns() - t0) / 1e6
+
+    def probe(self, tries: int = 3) -> None:
+        """Run every pattern set once on the inputs this model will be fed; where onnxruntime reports a lookup
+        table smaller than the token-id range, draw ids below its size and try again. BadInputError if a set
+        still fails (the model is refused at load time, not during a measurement)."""
+        for _ in range(tries):
+            try:
+                for i in range(len(self.pattern_sets)):
+                    self.runtime.switch(i)
+                    self.infer()
+                self.runtime.switch(0)
+                return
+            except BadInputError as exc:
+                m = _INDEX_RANGE.search(str(exc))
+                if m is None:
+                    raise
+                rows = int(m.group(2)) + 1
+                narrowed = False
+                for spec in self.inputs:
+                    if np.issubdtype(spec.dtype, np.integer) and spec.high > rows:
+                        spec.high = rows
+                        narrowed = True
+                if not narrowed:
+                    raise
+                self._feeds = {}
+        raise BadInputError(f"model {self.model_id}: does not run on its declared inputs")
 
     def describe(self) -> dict[str, object]:
         return {
@@ -158,9 +210,10 @@ def _input_specs(graph_inputs: list[Any], overrides: dict[str, Any], where: Path
         if dtype is None:
             raise BadInputError(f"{where}: input {inp.name!r} has unsupported type {inp.type}")
         shape = o.get("shape") or [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
-        if not all(isinstance(d, int) and d > 0 for d in shape):
-            raise BadInputError(f"{where}: input {inp.name!r}: shape must be positive integers, got {shape}")
-        specs.append(InputSpec(inp.name, list(shape), dtype, int(o.get("high", 100))))
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+            raise BadInputError(f"{where}: input {inp.name!r}: shape must be positive integers, got {shape[:8]}")
+        check_shape(list(shape), str(where), inp.name)
+        specs.append(InputSpec(inp.name, list(shape), dtype, int(o.get("high") or 100)))
     return specs
 
 
@@ -169,11 +222,14 @@ def load_artifact(
     model_id: str,
     expected_sha256: str | None = None,
     threads: int | None = None,
+    limits: ArtifactLimits | None = None,
 ) -> LoadedModel:
     """Load an artifact (file or directory, see module docstring) and verify its checksums.
 
-    ``threads``: onnxruntime intra-op threads per session (None: one per core).
+    ``threads``: onnxruntime intra-op threads per session (None: one per core). The caller decides which
+    paths may be loaded (the agent: only below its models directory).
     """
+    lim = limits or ArtifactLimits()
     p = Path(path)
     t0 = time.perf_counter()
     try:
@@ -181,70 +237,75 @@ def load_artifact(
     except OSError as exc:  # e.g. ENAMETOOLONG
         raise BadInputError(f"{str(p)[:200]}: cannot open the model artifact: {exc.strerror}") from None
     if is_file:
-        digest = sha256_file(p)
-        if expected_sha256 and digest != expected_sha256.lower():
-            raise BadInputError(f"{p}: sha256 {digest} does not match the expected {expected_sha256}")
+        if expected_sha256 and sha256_file(p) != expected_sha256.lower():
+            raise BadInputError(f"{p}: sha256 does not match the expected {expected_sha256}")
         if zipfile.is_zipfile(p):
-            return _load_rt3(p, model_id, threads, t0)
-        runtime = OrtReconfigurableModel([p], ["default"], threads)
-        return _loaded(model_id, p, runtime, [(p, digest)], {}, p, t0)
+            model = _load_rt3(p, model_id, threads, t0, lim)
+        else:
+            if p.stat().st_size > lim.max_member_bytes:
+                raise BadInputError(f"{p}: {p.stat().st_size} bytes, over the limit of {lim.max_member_bytes}")
+            runtime = OrtReconfigurableModel([p], ["default"], threads)
+            model = _loaded(model_id, p, runtime, [(p, sha256_file(p))], {}, p, t0)
+        model.probe()
+        return model
     if not is_dir:
         raise BadInputError(f"{str(p)[:200]}: model artifact not found (an .onnx file or a directory with {MANIFEST})")
     manifest_path = p / MANIFEST
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        size = manifest_path.stat().st_size
     except FileNotFoundError:
         raise BadInputError(f"{p}: a model directory needs {MANIFEST}") from None
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"{manifest_path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    if expected_sha256:
-        digest = sha256_file(manifest_path)
-        if digest != expected_sha256.lower():
-            raise BadInputError(f"{manifest_path}: sha256 {digest} does not match the expected {expected_sha256}")
-    entries = manifest.get("pattern_sets") if isinstance(manifest, dict) else None
-    if not isinstance(entries, list) or not entries:
-        raise BadInputError(f"{manifest_path}: field pattern_sets: a non-empty list is required")
+    if size > lim.max_manifest_bytes:
+        raise BadInputError(f"{manifest_path}: over {lim.max_manifest_bytes} bytes")
+    raw = manifest_path.read_bytes()
+    if expected_sha256 and hashlib.sha256(raw).hexdigest() != expected_sha256.lower():
+        raise BadInputError(f"{manifest_path}: sha256 does not match the expected {expected_sha256}")
+    manifest = parse_dir_manifest(raw, str(manifest_path))
     names: list[str] = []
     files: list[tuple[Path, str]] = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or "file" not in entry:
-            raise BadInputError(f"{manifest_path}: field pattern_sets.{i}: needs 'file'")
-        f = p / str(entry["file"])
+    base = p.resolve()
+    for i, entry in enumerate(manifest.pattern_sets):
+        f = p / entry.file
+        if not f.resolve().is_relative_to(base):
+            raise BadInputError(f"{manifest_path}: field pattern_sets.{i}.file: leaves the model directory")
         if not f.is_file():
-            raise BadInputError(f"{manifest_path}: field pattern_sets.{i}.file: {f} not found")
+            raise BadInputError(f"{manifest_path}: field pattern_sets.{i}.file: {entry.file[:200]} not found")
+        if f.stat().st_size > lim.max_member_bytes:
+            raise BadInputError(f"{manifest_path}: field pattern_sets.{i}.file: over {lim.max_member_bytes} bytes")
         digest = sha256_file(f)
-        want = entry.get("sha256")
-        if want and digest != str(want).lower():
-            raise BadInputError(f"{f}: sha256 {digest} does not match the manifest's {want}")
-        names.append(str(entry.get("name", f"ps{i}")))
+        if entry.sha256 and digest != entry.sha256.lower():
+            raise BadInputError(f"{f}: sha256 does not match the manifest's {entry.sha256}")
+        names.append(entry.name or f"ps{i}")
         files.append((f, digest))
     runtime = OrtReconfigurableModel([f for f, _ in files], names, threads)
-    return _loaded(model_id, p, runtime, files, manifest.get("inputs") or {}, manifest_path, t0)
+    overrides = {k: v.model_dump(exclude_none=True) for k, v in manifest.inputs.items()}
+    model = _loaded(model_id, p, runtime, files, overrides, manifest_path, t0)
+    model.probe()
+    return model
 
 
 #: Sequence length used to measure an RT3 artifact when its manifest names none.
 DEFAULT_SEQ_LEN = 32
 
 
-def _load_rt3(path: Path, model_id: str, threads: int | None, t0: float) -> LoadedModel:
-    """An RT3 runtime artifact (``.rt3``, see :mod:`devices.artifact`), every member's sha256 verified.
+def _load_rt3(path: Path, model_id: str, threads: int | None, t0: float, limits: ArtifactLimits) -> LoadedModel:
+    """An RT3 runtime artifact (``.rt3``, see :mod:`devices.artifact`), checked and every member's sha256 verified
+    while streaming before anything is inflated.
 
     Pattern sets load in index order with the artifact's shared tables
     (:meth:`OrtReconfigurableModel.from_artifact`); integer inputs (token ids) are drawn below the
-    model's ``vocab_size`` and symbolic dimensions get batch 1 and the artifact's ``seq_len``.
+    model's declared ``vocab_size`` and symbolic dimensions get batch 1 and the artifact's ``seq_len``.
     """
     from devices.artifact import Artifact
 
-    art = Artifact.open(path)
-    if not art.pattern_sets:
-        raise BadInputError(f"{path}: {MANIFEST}: field pattern_sets: no pattern sets")
+    zf, manifest = check_archive(path, limits)
+    with zf:
+        verify_members(zf, manifest, path)
+    art = Artifact.open(path, verify=False)  # verified above, in bounded chunks
     runtime = OrtReconfigurableModel.from_artifact(art, threads)
-    files = art.manifest["files"]
-    members = [str(e["onnx"]) for e in sorted(art.pattern_sets, key=lambda e: int(e["index"]))]
-    model_desc = art.manifest.get("model") or {}
-    config = model_desc.get("config") or model_desc.get("hf_config") or {}
-    vocab = int(config.get("vocab_size", 100))
-    seq = int(model_desc.get("seq_len") or DEFAULT_SEQ_LEN)
+    members = [e.onnx for e in sorted(manifest.pattern_sets, key=lambda e: e.index)]
+    vocab = manifest.model.vocab_size or 100
+    seq = manifest.model.seq_len or DEFAULT_SEQ_LEN
     overrides = {
         inp.name: {
             # symbolic dims: batch 1, sequence `seq`; fixed dims as the graph says
@@ -253,5 +314,5 @@ def _load_rt3(path: Path, model_id: str, threads: int | None, t0: float) -> Load
         }
         for inp in runtime.graph_inputs()
     }
-    digests = [(path, str(files[m]["sha256"])) for m in members]
+    digests = [(path, manifest.files[m].sha256) for m in members]
     return _loaded(model_id, path, runtime, digests, overrides, path, t0)

@@ -14,6 +14,9 @@ class _Body(BaseModel):
 class LeaseRequest(_Body):
     holder: str = Field(min_length=1, max_length=128, pattern=r"^[\w .@:/+-]+$")
     ttl_s: float = Field(default=60.0, ge=1.0, le=86400.0)
+    #: A secret the holder keeps (a run's own key): asking again with the same holder and key takes the
+    #: lease back (a resumed controller); 16..128 characters.
+    resume_key: str | None = Field(default=None, min_length=16, max_length=128)
 
 
 class LeaseRenew(_Body):
@@ -25,6 +28,7 @@ class LeaseInfo(BaseModel):
     holder: str
     ttl_s: float
     expires_in_s: float
+    resumed: bool = False
 
 
 class FrequencyRequest(_Body):
@@ -88,6 +92,15 @@ class MeasureResult(BaseModel):
     after: dict[str, Any]
     throttled_during: bool
     frequency_changed_during: bool
+    #: The window stopped early (lease expired or released, agent shutting down, window-length limit).
+    aborted: bool = False
+    abort_reason: str | None = None
+    #: Other agent requests were served while the window ran (their count), and readers refused (429).
+    disturbed: bool = False
+    concurrent_requests: int = 0
+    readers_refused: int = 0
+    #: Meter readings discarded as implausible during the window (corrupted frames or lines).
+    rejected_readings: int = 0
 
 
 class ErrorBody(BaseModel):

@@ -89,6 +89,9 @@ class PowerMeter(ABC):
         self.notes: list[str] = []
         self.event_sink: EventSink | None = None
         self.is_open = False
+        #: Readings this meter discarded because they failed a plausibility check (see :meth:`reject`).
+        self.rejected_readings = 0
+        self.last_rejection: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @abstractmethod
@@ -109,6 +112,11 @@ class PowerMeter(ABC):
         """One reading, timestamped with :attr:`clock`; see the module docstring for failures."""
 
     # -- helpers ------------------------------------------------------------------------------------
+    def reject(self, reason: str) -> None:
+        """Count one reading discarded as implausible (corrupted on the wire); windows report the count."""
+        self.rejected_readings += 1
+        self.last_rejection = reason
+
     def emit(self, kind: str, message: str) -> None:
         """Report an event to the sampler (or the log when none listens)."""
         event = MeterEvent(self.clock(), kind, message)

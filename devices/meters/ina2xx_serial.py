@@ -10,6 +10,11 @@ unwrapped here — and a jump backwards that is not a wrap (the Arduino reset) o
 :data:`MAX_DRIFT_S` between the mapped and the host clock remaps the offset and reports a ``clock``
 event. Lines without ``millis`` are stamped with the host clock on arrival.
 
+Plausibility: a record that fails :class:`~devices.meters.ina_csv.InaChecker` (the line's own consistency,
+the chip's ranges) or whose ``millis`` does not move forward by a plausible step (:class:`MillisGuard`: a
+jump back or far ahead is believed only when the next line continues from it — a real reset or gap) is
+dropped and counted in ``rejected_readings``.
+
 Failures: no complete data line within ``timeout_s`` → :class:`MeterStall`; the port vanishing →
 :class:`MeterDisconnected`.
 """
@@ -22,7 +27,7 @@ from typing import Any
 import serial
 
 from devices.meters.base import Clock, MeterDisconnected, MeterStall, float_param, raise_bad
-from devices.meters.ina_csv import InaLineParser, InaRecord
+from devices.meters.ina_csv import InaChecker, InaLineParser, InaRecord
 from devices.meters.samples import Sample
 from devices.meters.serialport import SerialMeter, int_param
 from devices.meters.uri import MeterURI
@@ -67,6 +72,35 @@ class MillisMapper:
         return t, note
 
 
+class MillisGuard:
+    """Device time must move forward by a plausible step; a jump is believed once the next line confirms it."""
+
+    def __init__(self, min_step_ms: int = 1000, periods: int = 50) -> None:
+        self.min_step_ms = min_step_ms
+        self.periods = periods
+        self._last: int | None = None
+        self._pending: int | None = None
+        self._steps: list[int] = []
+
+    def _max_step(self) -> int:
+        typical = sorted(self._steps)[len(self._steps) // 2] if self._steps else 10
+        return max(self.min_step_ms, self.periods * typical)
+
+    def check(self, millis: int) -> str | None:
+        """``None`` to accept ``millis`` (and remember it), else why it was rejected."""
+        last, limit = self._last, self._max_step()
+        ok = last is None or 0 < millis - last <= limit or last - millis > MILLIS_WRAP // 2
+        if not ok and self._pending is not None and 0 < millis - self._pending <= limit:
+            ok = True  # the previous jump was real (a reset or a gap): this line continues from it
+        if not ok:
+            self._pending = millis
+            return f"device time jumped from {last} to {millis} ms"
+        if last is not None and 0 < millis - last <= limit and len(self._steps) < 64:
+            self._steps.append(millis - last)
+        self._last, self._pending = millis, None
+        return None
+
+
 class InaSerialMeter(SerialMeter):
     """An INA219/INA226 breakout read by a microcontroller that prints one CSV line per sample."""
 
@@ -81,6 +115,8 @@ class InaSerialMeter(SerialMeter):
         self.poll_period_s = None
         self._discard_first = True
         self.parser = InaLineParser()
+        self.checker = InaChecker(chip)
+        self.millis_guard = MillisGuard()
         self.mapper = MillisMapper()
         self.lines = 0
         self._last_t: int | None = None
@@ -145,6 +181,12 @@ class InaSerialMeter(SerialMeter):
                 continue
             rec = self.parser.parse(line)
             if rec is None:
+                continue
+            bad = self.checker.problem(rec)
+            if bad is None and rec.millis is not None:
+                bad = self.millis_guard.check(rec.millis)
+            if bad is not None:
+                self.reject(bad)  # garbled on the wire: not a reading
                 continue
             return self._to_sample(rec, host_ns)
 

@@ -67,6 +67,7 @@ class Sampler:
         self._need_reconnect = False
         self._cond = threading.Condition(threading.RLock())
         self._windows: dict[str, WindowIntegrator] = {}
+        self._rejected_at_begin: dict[str, int] = {}
         self._last: Sample | None = None
         self._thread: threading.Thread | None = None
         self.events: deque[MeterEvent] = deque(maxlen=max_events)
@@ -213,6 +214,10 @@ class Sampler:
         level = logging.INFO if event.kind in ("note", "end", "clock") else logging.WARNING
         log.log(level, "%s: %s: %s", self.meter.uri, event.kind, event.message)
 
+    def rejected_readings(self) -> int:
+        """Readings the meter discarded as implausible since it was opened (windows report their share)."""
+        return self.meter.rejected_readings
+
     def latest(self) -> Sample | None:
         return self.buffer.latest()
 
@@ -244,6 +249,7 @@ class Sampler:
             self._windows[key] = WindowIntegrator(
                 key, self.clock(), self.gap_ns, self.meter.counter_resolution_j, prev=self._last
             )
+            self._rejected_at_begin[key] = self.meter.rejected_readings
 
     def open_windows(self) -> list[str]:
         with self._cond:
@@ -252,6 +258,7 @@ class Sampler:
     def cancel_window(self, key: str) -> None:
         """Drop the window ``key`` without a result; :class:`BadInputError` if it is not open."""
         with self._cond:
+            self._rejected_at_begin.pop(key, None)
             if self._windows.pop(key, None) is None:
                 raise BadInputError(f"no open measurement window {key!r}")
 
@@ -277,6 +284,7 @@ class Sampler:
             w.set_end(self.clock())
             if not self.meter.measures_energy:  # the null meter: say so, do not integrate nothing into 0 J
                 self._windows.pop(key, None)
+                self._rejected_at_begin.pop(key, None)
                 reason = self.meter.notes[0] if self.meter.notes else f"{self.meter.uri} measures no energy"
                 assert w.t_end_ns is not None
                 return WindowResult.no_energy(key, w.t_start_ns, w.t_end_ns, reason)
@@ -293,7 +301,11 @@ class Sampler:
                     tries -= 1
                     self.step()
             self._windows.pop(key, None)
+            rejected = self.meter.rejected_readings - self._rejected_at_begin.pop(key, self.meter.rejected_readings)
         result = w.result()
+        if rejected:  # implausible readings (corrupted frames or lines) were discarded, not integrated
+            why = f"; last: {self.meter.last_rejection}" if self.meter.last_rejection else ""
+            result.events.append(f"rejected: {rejected} implausible readings discarded{why}")
         if subtract_idle and self.idle_power_w is not None:
             result.with_idle(self.idle_power_w)
         return result

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import threading
 from collections import deque
@@ -80,6 +81,20 @@ class SampleBuffer:
         """A copy of the buffered samples, oldest first."""
         with self._lock:
             return list(self._items)
+
+    def since(self, t_ns: int | None, limit: int) -> list[Sample]:
+        """The first ``limit`` samples later than ``t_ns`` (all when None), oldest first; walks back from the
+        newest end, so asking for recent samples costs what it returns, not the buffer's length."""
+        with self._lock:
+            if t_ns is None:
+                return list(itertools.islice(self._items, limit))
+            newer: list[Sample] = []
+            for s in reversed(self._items):
+                if s.t_ns <= t_ns:
+                    break
+                newer.append(s)
+        newer.reverse()
+        return newer[:limit]
 
     def latest(self) -> Sample | None:
         with self._lock:

@@ -29,6 +29,13 @@ offset len  field (big-endian, unsigned)
 :func:`extract_frame` finds the next valid frame in a byte buffer, dropping garbage one byte at a time
 as sigrok does (resynchronisation). Decoders raise only :class:`UMProtocolError` (a
 :class:`~devices.errors.HardwareError`).
+
+The UM24C/UM25C frame has no checksum and the UM34C's covers only 32 of its bytes, so a frame with flipped
+bits usually still *looks* valid. :func:`implausible` applies the checks a careful instrument makes before
+a reading is believed: power equals voltage × current within the quantisation of the three values, the
+load resistance equals voltage / current, every value lies inside the meter's range, the °F reading matches
+the °C one, and the settings fields hold values the meter can have. The meter drops a reading that fails and
+asks again (:class:`~devices.meters.um.UMMeter` counts them).
 """
 
 from __future__ import annotations
@@ -61,6 +68,9 @@ class UMModel:
     volt_lsb_v: float
     curr_lsb_a: float
     checksummed: bool
+    #: The meter's measuring range (datasheet maxima with a little headroom).
+    max_voltage_v: float = 24.5
+    max_current_a: float = 5.5
 
     @property
     def id_bytes(self) -> bytes:
@@ -68,9 +78,9 @@ class UMModel:
 
 
 MODELS: dict[str, UMModel] = {
-    "um24c": UMModel("um24c", 0x0963, 0.01, 0.001, False),
-    "um25c": UMModel("um25c", 0x09C9, 0.001, 0.0001, False),
-    "um34c": UMModel("um34c", 0x0D4C, 0.01, 0.001, True),
+    "um24c": UMModel("um24c", 0x0963, 0.01, 0.001, False, 24.5, 3.5),
+    "um25c": UMModel("um25c", 0x09C9, 0.001, 0.0001, False, 24.5, 5.5),
+    "um34c": UMModel("um34c", 0x0D4C, 0.01, 0.001, True, 36.5, 4.5),
 }
 _BY_ID = {m.model_id: m for m in MODELS.values()}
 
@@ -174,6 +184,8 @@ def check_frame(frame: bytes, model: UMModel) -> str | None:
     group = struct.unpack_from(">H", frame, 14)[0]
     if group > 9:
         return f"selected data group {group} is not 0–9"
+    if struct.unpack_from(">H", frame, 116)[0] > 1:
+        return "recording flag is neither 0 nor 1"
     return None
 
 
@@ -208,6 +220,43 @@ def decode_frame(frame: bytes, model: UMModel) -> UMReading:
         load_ohm=load * 0.1,
         screen=screen,
     )
+
+
+#: Power register resolution (W) and the relative slack allowed on top of quantisation.
+POWER_LSB_W = 0.001
+POWER_REL_TOL = 0.005
+#: Relative slack of the load resistance (computed by the meter from unrounded values).
+LOAD_REL_TOL = 0.02
+
+
+def implausible(r: UMReading, model: UMModel) -> str | None:
+    """Why reading ``r`` cannot be what a ``model`` meter measured (a corrupted frame), or ``None``."""
+    v, i, p = r.voltage_v, r.current_a, r.power_w
+    if v > model.max_voltage_v:
+        return f"voltage {v:g} V is above the {model.name.upper()}'s range ({model.max_voltage_v:g} V)"
+    if i > model.max_current_a:
+        return f"current {i:g} A is above the {model.name.upper()}'s range ({model.max_current_a:g} A)"
+    # P = V·I: each of V and I is off by at most half its step, P by half of its own
+    tol = (v * model.curr_lsb_a + i * model.volt_lsb_v + model.volt_lsb_v * model.curr_lsb_a) / 2
+    tol += POWER_LSB_W / 2 + POWER_REL_TOL * v * i + 1e-9
+    if abs(p - v * i) > tol:
+        return f"power {p:g} W is not voltage × current ({v * i:.4g} W)"
+    if i >= 20 * model.curr_lsb_a and r.load_ohm > 0:
+        expect = v / i
+        spread = expect * (LOAD_REL_TOL + model.curr_lsb_a / i + model.volt_lsb_v / max(v, model.volt_lsb_v)) + 0.1
+        if abs(r.load_ohm - expect) > spread:
+            return f"load {r.load_ohm:g} Ω is not voltage / current ({expect:.4g} Ω)"
+    if not -40 <= r.temp_c <= 150:
+        return f"temperature {r.temp_c} °C is outside -40..150 °C"
+    if abs(r.temp_f - (r.temp_c * 9 / 5 + 32)) > 1.5:
+        return f"temperature {r.temp_f} °F does not match {r.temp_c} °C"
+    if r.dplus_v > 5.5 or r.dminus_v > 5.5:
+        return "data-line voltage above 5.5 V"
+    if r.brightness > 5 or r.screen_timeout_min > 9 or r.screen > 6 or r.charging_mode > 32:
+        return "settings fields hold values the meter cannot have"
+    if r.record_threshold_a > 0.31:
+        return f"record threshold {r.record_threshold_a:g} A is above 0.30 A"
+    return None
 
 
 def extract_frame(buf: bytearray, model: UMModel) -> tuple[bytes | None, int, str | None]:

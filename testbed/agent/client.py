@@ -63,6 +63,21 @@ class AgentUnavailable(HardwareError):
     """The agent could not be reached or failed (5xx)."""
 
 
+#: A controller's lease TTL (s): renewed every third of it, so a killed controller's lease ends this soon.
+CONTROLLER_LEASE_TTL_S = 10.0
+
+
+def run_lease_key(token: str, run_dir: Path | None) -> str | None:
+    """The resume key of the run in ``run_dir`` (the same for the run and its ``--resume``): an HMAC of the
+    run directory's absolute path under the bearer token, so the key never travels or is stored in clear."""
+    if run_dir is None:
+        return None
+    import hashlib
+    import hmac
+
+    return hmac.new(token.encode(), f"rt3-run-lease:{Path(run_dir).resolve()}".encode(), hashlib.sha256).hexdigest()
+
+
 def read_token(token_file: Path | None) -> str:
     """The token from ``token_file`` or ``$TESTBED_AGENT_TOKEN``."""
     if token_file is not None:
@@ -114,8 +129,11 @@ class Requests:
         return "GET", "/v1/info", {}
 
     @staticmethod
-    def acquire(holder: str, ttl_s: float) -> Request:
-        return "POST", "/v1/lease", {"json": {"holder": holder, "ttl_s": ttl_s}}
+    def acquire(holder: str, ttl_s: float, resume_key: str | None = None) -> Request:
+        body: dict[str, Any] = {"holder": holder, "ttl_s": ttl_s}
+        if resume_key is not None:
+            body["resume_key"] = resume_key
+        return "POST", "/v1/lease", {"json": body}
 
     @staticmethod
     def renew(ttl_s: float | None) -> Request:
@@ -167,9 +185,18 @@ class Requests:
 class AgentClient:
     """Blocking client for one agent; implements :class:`~testbed.agent.api.AgentAPI`."""
 
-    def __init__(self, url: str, token: str, timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = 3) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        retries: int = 3,
+        resume_key: str | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.lease_id: str | None = None
+        #: Sent with every lease request: the same holder with the same key takes its own lease back.
+        self.resume_key = resume_key
         self._http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}"},
@@ -198,8 +225,9 @@ class AgentClient:
     def info(self) -> AgentInfo:
         return cast(AgentInfo, self._call(Requests.info()))
 
-    def acquire(self, holder: str, ttl_s: float = 60.0) -> LeaseInfo:
-        data = cast(LeaseInfo, self._call(Requests.acquire(holder, ttl_s)))
+    def acquire(self, holder: str, ttl_s: float = 60.0, resume_key: str | None = None) -> LeaseInfo:
+        """Take the lease; with ``resume_key`` the same holder may take its own lease back (a resumed run)."""
+        data = cast(LeaseInfo, self._call(Requests.acquire(holder, ttl_s, resume_key or self.resume_key)))
         self.lease_id = str(data["lease_id"])
         return data
 
@@ -212,9 +240,11 @@ class AgentClient:
         return data
 
     @contextlib.contextmanager
-    def lease(self, holder: str, ttl_s: float = 30.0) -> Iterator[AgentClient]:
-        """Hold the lease for the block, renewing every ``ttl_s / 3`` s; released (board restored) after."""
-        self.acquire(holder, ttl_s)
+    def lease(self, holder: str, ttl_s: float = 30.0, resume_key: str | None = None) -> Iterator[AgentClient]:
+        """Hold the lease for the block, renewing every ``ttl_s / 3`` s; released (board restored) after.
+
+        ``resume_key``: a secret of the caller's run, so that a resumed run takes its own lease back."""
+        self.acquire(holder, ttl_s, resume_key)
         stop = threading.Event()
 
         def keep_alive() -> None:
@@ -230,7 +260,10 @@ class AgentClient:
             stop.set()
             t.join(timeout=5)
             with contextlib.suppress(AgentUnavailable, AgentRequestError):
-                self.release()
+                try:
+                    self.release()
+                except AgentUnavailable:  # a 5xx answer may have reset the pooled connection: once more, anew
+                    self.release()
 
     def set_frequency(
         self, level: str | None = None, policy: str | None = None, freq_khz: int | None = None
@@ -293,8 +326,8 @@ class AsyncAgentClient:
     async def info(self) -> AgentInfo:
         return cast(AgentInfo, await self._call(Requests.info()))
 
-    async def acquire(self, holder: str, ttl_s: float = 60.0) -> LeaseInfo:
-        data = cast(LeaseInfo, await self._call(Requests.acquire(holder, ttl_s)))
+    async def acquire(self, holder: str, ttl_s: float = 60.0, resume_key: str | None = None) -> LeaseInfo:
+        data = cast(LeaseInfo, await self._call(Requests.acquire(holder, ttl_s, resume_key)))
         self.lease_id = str(data["lease_id"])
         return data
 

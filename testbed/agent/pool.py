@@ -53,13 +53,15 @@ class AgentEndpoint:
 
     url: str
     token: str = field(repr=False)
+    #: A secret of the run holding the board: a resumed run takes its own lease back with it.
+    resume_key: str | None = field(default=None, repr=False)
 
 
 def connect_http(endpoint: AgentEndpoint) -> AgentAPI:
     """The default connector: an HTTP :class:`~testbed.agent.client.AgentClient`."""
     from testbed.agent.client import AgentClient
 
-    return AgentClient(endpoint.url, endpoint.token)
+    return AgentClient(endpoint.url, endpoint.token, resume_key=endpoint.resume_key)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ Forms relied on by scripts and docs::
     testbed board set --policy NAME --freq-khz F [--sysfs-root DIR] [--state-dir DIR] [--json]
     testbed board set --level NAME --board NAME ...          (every policy of a profile level)
     testbed board set-gpu --freq-hz F [--device NAME] ...
-    testbed board restore [--sysfs-root DIR] [--state-dir DIR]
+    testbed board restore [--sysfs-root DIR] [--to-defaults --board NAME]
     testbed board emulate PROFILE --root DIR [--hw-floor-khz F] [--hw-cap-khz F] [--throttled 0x…]
     testbed board profiles [--json]
 
@@ -158,15 +158,35 @@ def set_gpu(
 def restore(
     sysfs_root: SysfsRootOpt = DEFAULT_ROOT,
     state_dir: StateDirOpt = None,
+    to_defaults: Annotated[
+        bool,
+        typer.Option(
+            "--to-defaults",
+            help="Ignore the saved state (lost or corrupt) and put the board profile's defaults back "
+            "(default governor, full frequency range); the state file is removed.",
+        ),
+    ] = False,
+    board: BoardOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Restore governors and limits saved before the testbed changed the board (also after a crash)."""
-    from devices.guard import restore_from_file, state_file_for
-    from devices.sysroot import open_sysfs
+    from devices.board import Board
+    from devices.guard import BoardGuard, restore_defaults, restore_from_file, state_file_for
 
-    sysfs = open_sysfs(sysfs_root)
-    path = state_file_for(sysfs, state_dir)
-    restored = restore_from_file(sysfs, path)
+    b = Board.open(sysfs_root, board)
+    path = state_file_for(b.sysfs, state_dir)
+    if to_defaults:
+        profile = b.profile  # bad --board fails before anything changes
+        with BoardGuard(b.sysfs, owner="testbed board restore --to-defaults", install_signal_handlers=False,
+                        recover=False) as guard:  # fmt: skip
+            restored = restore_defaults(b.sysfs, profile)
+            guard.forget()
+        if json_out:
+            print_json({"restored": restored, "state_file": str(path), "to_defaults": True})
+        else:
+            console.print(f"reset {', '.join(restored)} to the {profile.name} profile's defaults", highlight=False)
+        return
+    restored = restore_from_file(b.sysfs, path)
     if json_out:
         print_json({"restored": restored, "state_file": str(path)})
     elif restored:
@@ -181,13 +201,13 @@ def emulate(
     root: Annotated[Path, typer.Option("--root", help="Directory for the emulated sysfs tree.")],
     force: Annotated[bool, typer.Option("--force", help="Use a non-empty directory anyway.")] = False,
     hw_floor_khz: Annotated[
-        int | None, typer.Option("--hw-floor-khz", help="Lie: the hardware clock never goes below this.")
+        int | None, typer.Option("--hw-floor-khz", min=1, help="Lie: the hardware clock never goes below this.")
     ] = None,
     hw_cap_khz: Annotated[
-        int | None, typer.Option("--hw-cap-khz", help="Lie: throttling caps the hardware clock here.")
+        int | None, typer.Option("--hw-cap-khz", min=1, help="Lie: throttling caps the hardware clock here.")
     ] = None,
     hw_override_khz: Annotated[
-        int | None, typer.Option("--hw-override-khz", help="Lie: the hardware clock is pinned here.")
+        int | None, typer.Option("--hw-override-khz", min=1, help="Lie: the hardware clock is pinned here.")
     ] = None,
     throttled: Annotated[
         str | None, typer.Option("--throttled", help="Raw vcgencmd get_throttled value, e.g. 0x50005.")

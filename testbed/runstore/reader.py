@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from devices.errors import BadInputError
 from testbed.paths import profile_table_path
+from testbed.runstore.chain import Replay, replay
 from testbed.runstore.results import SearchSummary, StrategyResult, UnitResult, result_from_dict
 from testbed.runstore.schema import TABLES
 from testbed.runstore.store import RUN_FILE
@@ -67,6 +68,9 @@ class Phase:
     mono_start_s: float
     wall_end_s: float | None
     mono_end_s: float | None
+    #: The boot the phase began in (``None`` for runs written before boot ids were recorded): monotonic times
+    #: compare only within one boot.
+    boot_id: str | None = None
 
     @property
     def ends_before_it_starts(self) -> bool:
@@ -168,10 +172,12 @@ class RunReader:
 
     def phases(self) -> list[Phase]:
         """The run's phases in the order they began."""
-        cur = self._conn.execute(
-            "SELECT name, wall_start_s, mono_start_s, wall_end_s, mono_end_s FROM phases ORDER BY rowid"
+        cols = {r[1] for r in self.query("PRAGMA table_info(phases)")}
+        boot = "boot_id" if "boot_id" in cols else "NULL"
+        rows = self.query(
+            f"SELECT name, wall_start_s, mono_start_s, wall_end_s, mono_end_s, {boot} FROM phases ORDER BY rowid"
         )
-        return [Phase(*row) for row in cur]
+        return [Phase(*row) for row in rows]
 
     def table_names(self) -> list[str]:
         """Every table of the run store (data tables, manifest, results, phases, checkpoints), sorted."""
@@ -223,6 +229,19 @@ class RunReader:
         return rows[0] if rows else None
 
     # -- integrity -------------------------------------------------------------------------------------------
+
+    def integrity_problems(self, limit: int = 5) -> list[str]:
+        """SQLite's ``PRAGMA integrity_check`` findings (empty when the file is sound)."""
+        rows = self.query(f"PRAGMA integrity_check({int(limit)})")
+        found = [str(r[0]) for r in rows]
+        return [] if found == ["ok"] else found
+
+    def replay_chain(self) -> Replay:
+        """Recompute the chained content digest from the rows (:func:`testbed.runstore.chain.replay`)."""
+        try:
+            return replay(self._conn)
+        except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as exc:
+            return Replay(False, 0, f"cannot replay the digest chain: {exc}")
 
     @cached_property
     def content_sha256(self) -> str:

@@ -7,7 +7,7 @@ strategy they belong to, so one run file can hold a whole experiment (several st
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: phases carry a boot id; the chain table holds the content digest
 
 #: table name -> column definitions (order is the insert order used by :class:`RunStore`).
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -68,14 +68,31 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
+#: The content digest, chained as the run is written (see :mod:`testbed.runstore.chain`): one row per sealed
+#: transaction with the highest rowid per data table it covers, the digest of the small tables at that moment,
+#: and the chained SHA-256.
+CHAIN_DDL = (
+    "CREATE TABLE IF NOT EXISTS chain (seq INTEGER PRIMARY KEY, rowids TEXT NOT NULL, meta_sha256 TEXT NOT NULL,"
+    " sha256 TEXT NOT NULL)"
+)
+
+#: Tables hashed whole at every seal (small, rewritten in place): the manifest, phases, results, checkpoints.
+META_TABLES: tuple[tuple[str, str], ...] = (
+    ("manifest", "key"),
+    ("phases", "rowid"),
+    ("results", "rowid"),
+    ("checkpoints", "strategy"),
+)
+
 DDL = [
     "CREATE TABLE IF NOT EXISTS manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS phases (name TEXT NOT NULL, wall_start_s REAL NOT NULL, mono_start_s REAL NOT NULL,"
-    " wall_end_s REAL, mono_end_s REAL)",
+    " wall_end_s REAL, mono_end_s REAL, boot_id TEXT)",
     "CREATE TABLE IF NOT EXISTS checkpoints (strategy TEXT PRIMARY KEY, t_s REAL NOT NULL, state TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS results (strategy TEXT PRIMARY KEY, data TEXT NOT NULL)",
     *(f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(f'{c} {t}' for c, t in cols)})" for name, cols in TABLES.items()),
     "CREATE INDEX IF NOT EXISTS inferences_strategy ON inferences (strategy, t_s)",
+    CHAIN_DDL,
 ]
 
 #: Manifest keys a complete run must have (checked by ``testbed verify``).

@@ -5,31 +5,96 @@ A :class:`RunStore` buffers rows per table and commits them at most ``commit_int
 most the rows of the last interval, and what survives is always consistent with the checkpoint, so a
 run can resume from it. Values are SI units (see :mod:`testbed.runstore.schema`).
 
+A run has one writer: :meth:`RunStore.create` and :meth:`RunStore.open` take an exclusive lock on
+``run.lock`` beside the run file for the life of the process's stores (several connections of one process —
+one per writer thread — share it); a second process opening the run is refused with a one-line
+:class:`~devices.errors.BadInputError` naming the holder. Every transaction ends with a seal of the chained
+content digest (:mod:`testbed.runstore.chain`). Phases record the boot id, so monotonic times are compared only
+within one boot.
+
 Failure modes: :class:`~devices.errors.BadInputError` when the file is not a run store or is missing
-(when opened read-only); SQLite errors at write time propagate as
+(when opened read-only), or when another process writes the run; SQLite errors at write time propagate as
 :class:`~devices.errors.TestbedError`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from devices.errors import BadInputError, TestbedError
+from devices.procid import this_boot_id
+from testbed.runstore.chain import reseal, seal
 from testbed.runstore.results import UnitResult, result_from_dict
-from testbed.runstore.schema import DDL, SCHEMA_VERSION, TABLES
+from testbed.runstore.schema import CHAIN_DDL, DDL, SCHEMA_VERSION, TABLES
 
 RUN_FILE = "run.sqlite"
+LOCK_FILE = "run.lock"
+
+
+class _WriterLocks:
+    """Per-process registry of run locks: one ``flock`` per run file, shared by this process's stores."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held: dict[Path, tuple[int, int]] = {}  # run file -> (fd, users)
+
+    def acquire(self, run_path: Path) -> Path:
+        key = run_path.resolve()
+        with self._mutex:
+            if key in self._held:
+                fd, users = self._held[key]
+                self._held[key] = (fd, users + 1)
+                return key
+            lock = key.with_name(LOCK_FILE)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise BadInputError(
+                    f"{key.parent}: the run is being written by {holder}; a run has one writer — wait for it "
+                    "to finish or stop it, then --resume"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+            self._held[key] = (fd, 1)
+            return key
+
+    def release(self, key: Path) -> None:
+        with self._mutex:
+            if key not in self._held:
+                return
+            fd, users = self._held[key]
+            if users > 1:
+                self._held[key] = (fd, users - 1)
+                return
+            del self._held[key]
+            try:
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+
+_LOCKS = _WriterLocks()
 
 
 def run_file(path: str | Path) -> Path:
     """The SQLite file of a run given the run directory or the file itself."""
     p = Path(path)
     return p / RUN_FILE if p.is_dir() else p
+
+
+_STRATEGY_TABLES = [name for name, cols in TABLES.items() if cols[0][0] == "strategy"]
 
 
 class RunStore:
@@ -52,6 +117,9 @@ class RunStore:
         self._last_commit = time.monotonic()
         self._opened = self._last_commit
         self.commits = 0
+        self.boot_id = this_boot_id()
+        self._mono = time.monotonic  # the phases' monotonic clock (tests stand in a rebooted machine's)
+        self._lock_key: Path | None = None
 
     # -- opening -----------------------------------------------------------------------------------------
 
@@ -70,16 +138,24 @@ class RunStore:
         path = d / RUN_FILE
         if path.exists():
             raise BadInputError(f"{path} already exists; use --resume {d} or another --out directory")
-        conn = cls._connect(path)
-        conn.execute("BEGIN")
-        for stmt in DDL:
-            conn.execute(stmt)
-        conn.executemany(
-            "INSERT INTO manifest (key, value) VALUES (?, ?)",
-            [(k, json.dumps(v)) for k, v in {"schema_version": SCHEMA_VERSION, **manifest}.items()],
-        )
-        conn.execute("COMMIT")
-        return cls(conn, path, commit_interval_s)
+        key = _LOCKS.acquire(path)
+        try:
+            conn = cls._connect(path)
+            conn.execute("BEGIN IMMEDIATE")
+            for stmt in DDL:
+                conn.execute(stmt)
+            conn.executemany(
+                "INSERT INTO manifest (key, value) VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in {"schema_version": SCHEMA_VERSION, **manifest}.items()],
+            )
+            seal(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            _LOCKS.release(key)
+            raise
+        store = cls(conn, path, commit_interval_s)
+        store._lock_key = key
+        return store
 
     @classmethod
     def open(cls, path: str | Path, commit_interval_s: float = 1.0) -> RunStore:
@@ -99,12 +175,59 @@ class RunStore:
         if "manifest" not in names:
             conn.close()
             raise BadInputError(f"{p}: not a run store (no manifest table)")
-        return cls(conn, p, commit_interval_s)
+        try:
+            key = _LOCKS.acquire(p)
+        except BadInputError:
+            conn.close()
+            raise
+        store = cls(conn, p, commit_interval_s)
+        store._lock_key = key
+        try:
+            store._upgrade(names)
+        except BaseException:
+            store._unlock()
+            conn.close()
+            raise
+        return store
+
+    def _upgrade(self, tables: set[str]) -> None:
+        """Bring a run written by an older testbed up to this schema (a boot id column, the digest chain)."""
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(phases)")}
+        if "boot_id" in cols and "chain" in tables:
+            return
+
+        def add() -> None:
+            if "boot_id" not in cols:
+                self.conn.execute("ALTER TABLE phases ADD COLUMN boot_id TEXT")
+            if "chain" not in tables:
+                self.conn.execute(CHAIN_DDL)
+
+        self._write(add, rechain=True)
+
+    def _unlock(self) -> None:
+        if self._lock_key is not None:
+            _LOCKS.release(self._lock_key)
+            self._lock_key = None
+
+    def _write(self, body: Callable[[], object], *, rechain: bool = False) -> None:
+        """Run ``body`` in one write transaction that ends with a seal (a full re-seal with ``rechain``)."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            body()
+            (reseal if rechain else seal)(self.conn)
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise TestbedError(f"{self.path}: could not write the run store: {exc}") from None
 
     def close(self) -> None:
-        """Commit what is buffered and close the file."""
-        self.commit()
-        self.conn.close()
+        """Commit what is buffered, close the file and give up the writer's lock."""
+        try:
+            self.commit()
+            self.conn.close()
+        finally:
+            self._unlock()
 
     def __enter__(self) -> RunStore:
         return self
@@ -137,43 +260,49 @@ class RunStore:
 
     def commit(self, checkpoint: tuple[str, float, dict[str, Any]] | None = None) -> None:
         """Write every buffered row, and ``(strategy, t_s, state)`` as that strategy's checkpoint, atomically."""
-        try:
-            self.conn.execute("BEGIN")
+
+        def body() -> None:
             for name, rows in self._buffers.items():
                 if rows:
                     self.conn.executemany(self._inserts[name], rows)
-                    rows.clear()
             if checkpoint is not None:
                 strategy, t_s, state = checkpoint
                 self.conn.execute(
                     "INSERT OR REPLACE INTO checkpoints (strategy, t_s, state) VALUES (?, ?, ?)",
                     (strategy, t_s, json.dumps(state)),
                 )
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise TestbedError(f"{self.path}: could not write the run store: {exc}") from None
+
+        self._write(body)
+        for rows in self._buffers.values():
+            rows.clear()
         self._last_commit = time.monotonic()
         self.commits += 1
 
     def set_manifest(self, key: str, value: Any) -> None:
         """Set one manifest entry (committed at once)."""
-        self.conn.execute("INSERT OR REPLACE INTO manifest (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        self._write(
+            lambda: self.conn.execute(
+                "INSERT OR REPLACE INTO manifest (key, value) VALUES (?, ?)", (key, json.dumps(value))
+            )
+        )
 
     def begin_phase(self, name: str) -> None:
-        """Record the wall and monotonic start time of a phase (committed at once)."""
-        self.conn.execute(
-            "INSERT INTO phases (name, wall_start_s, mono_start_s) VALUES (?, ?, ?)",
-            (name, time.time(), time.monotonic()),
+        """Record the wall and monotonic start time of a phase and this boot's id (committed at once)."""
+        self._write(
+            lambda: self.conn.execute(
+                "INSERT INTO phases (name, wall_start_s, mono_start_s, boot_id) VALUES (?, ?, ?, ?)",
+                (name, time.time(), self._mono(), self.boot_id),
+            )
         )
 
     def end_phase(self, name: str) -> None:
         """Record the end time of the latest open phase called ``name``."""
-        self.conn.execute(
-            "UPDATE phases SET wall_end_s = ?, mono_end_s = ? WHERE rowid = "
-            "(SELECT max(rowid) FROM phases WHERE name = ? AND wall_end_s IS NULL)",
-            (time.time(), time.monotonic(), name),
+        self._write(
+            lambda: self.conn.execute(
+                "UPDATE phases SET wall_end_s = ?, mono_end_s = ? WHERE rowid = "
+                "(SELECT max(rowid) FROM phases WHERE name = ? AND wall_end_s IS NULL)",
+                (time.time(), self._mono(), name),
+            )
         )
 
     def mark_interrupted(self) -> list[str]:
@@ -182,35 +311,48 @@ class RunStore:
         Their end times stay unknown (NULL): the checker accepts an open phase only when it is marked so.
         """
         names = [r[0] for r in self.conn.execute("SELECT name FROM phases WHERE wall_end_s IS NULL")]
-        self.conn.execute(
-            "UPDATE phases SET name = name || ' (interrupted)' "
-            "WHERE wall_end_s IS NULL AND name NOT LIKE '%(interrupted)'"
+        self._write(
+            lambda: self.conn.execute(
+                "UPDATE phases SET name = name || ' (interrupted)' "
+                "WHERE wall_end_s IS NULL AND name NOT LIKE '%(interrupted)'"
+            )
         )
         return names
 
     def set_result(self, unit: str, result: UnitResult) -> None:
         """Store a unit's (strategy's or search's) final result, after committing its remaining rows."""
         self.commit()
-        self.conn.execute(
-            "INSERT OR REPLACE INTO results (strategy, data) VALUES (?, ?)", (unit, json.dumps(result.to_dict()))
+        self._write(
+            lambda: self.conn.execute(
+                "INSERT OR REPLACE INTO results (strategy, data) VALUES (?, ?)", (unit, json.dumps(result.to_dict()))
+            )
         )
 
     def discard_after(self, strategy: str, t_s: float) -> None:
         """Delete a strategy's rows later than ``t_s`` (used when resuming from a checkpoint)."""
-        self.conn.execute("BEGIN")
-        for name, cols in TABLES.items():
-            if cols[0][0] == "strategy":
-                self.conn.execute(f"DELETE FROM {name} WHERE strategy = ? AND t_s > ?", (strategy, t_s))
-        self.conn.execute("COMMIT")
+        self._delete_rows(
+            [(f"DELETE FROM {n} WHERE strategy = ? AND t_s > ?", (strategy, t_s)) for n in _STRATEGY_TABLES]
+        )
 
     def clear_strategy(self, strategy: str) -> None:
         """Delete every row of ``strategy`` (a restart from scratch)."""
-        self.conn.execute("BEGIN")
-        for name, cols in TABLES.items():
-            if cols[0][0] == "strategy":
-                self.conn.execute(f"DELETE FROM {name} WHERE strategy = ?", (strategy,))
-        self.conn.execute("DELETE FROM checkpoints WHERE strategy = ?", (strategy,))
-        self.conn.execute("COMMIT")
+        self._delete_rows(
+            [(f"DELETE FROM {n} WHERE strategy = ?", (strategy,)) for n in _STRATEGY_TABLES]
+            + [("DELETE FROM checkpoints WHERE strategy = ?", (strategy,))]
+        )
+
+    def _delete_rows(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Run DELETE statements in one transaction; re-seal the chain from the start if any row went."""
+        deleted = 0
+
+        def body() -> None:
+            nonlocal deleted
+            for sql, args in statements:
+                deleted += self.conn.execute(sql, args).rowcount
+            if deleted:
+                reseal(self.conn)
+
+        self._write(body)
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -242,9 +384,9 @@ class RunStore:
     def phases(self) -> list[dict[str, Any]]:
         """Phases in order, with wall and monotonic times (end times None while open)."""
         cur = self.conn.execute(
-            "SELECT name, wall_start_s, mono_start_s, wall_end_s, mono_end_s FROM phases ORDER BY rowid"
+            "SELECT name, wall_start_s, mono_start_s, wall_end_s, mono_end_s, boot_id FROM phases ORDER BY rowid"
         )
-        keys = ("name", "wall_start_s", "mono_start_s", "wall_end_s", "mono_end_s")
+        keys = ("name", "wall_start_s", "mono_start_s", "wall_end_s", "mono_end_s", "boot_id")
         return [dict(zip(keys, r, strict=True)) for r in cur]
 
     def count(self, table: str) -> int:

@@ -14,6 +14,9 @@ AgentProc = LocalAgent
 
 
 def start_agent(tmp_path: Path, *extra: str, profile: str = "rpi4") -> LocalAgent:
+    """An agent whose models directory is ``tmp_path`` (where the tests write their models)."""
+    if "--models-dir" not in extra:
+        extra = ("--models-dir", str(tmp_path), *extra)
     return start_local_agent(tmp_path, profile, *extra)
 
 

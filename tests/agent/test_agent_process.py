@@ -100,7 +100,10 @@ def test_bad_input_is_4xx(agent):
         with pytest.raises(AgentRequestError, match="unknown policy"):
             c.set_frequency(policy="policy7", freq_khz=600000)
         with pytest.raises(AgentRequestError, match="model artifact not found"):
-            c.load_model("/nonexistent/model.onnx")
+            c.load_model("nonexistent/model.onnx")  # inside the models directory, but missing
+        with pytest.raises(AgentRequestError, match="inside the agent's models directory") as e:
+            c.load_model("/nonexistent/model.onnx")  # outside: refused whether it exists or not
+        assert e.value.status == 403
 
 
 def test_lease_expiry_restores_the_board(agent):

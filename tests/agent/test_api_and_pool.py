@@ -38,7 +38,7 @@ def _lease_holder(agent: LocalAgent) -> str | None:
 
 def test_both_clients_implement_their_protocol(two_agents: list[LocalAgent], tmp_path: Path) -> None:
     a = two_agents[0]
-    model = write_mlp_onnx(tmp_path / "m.onnx", width=8)
+    model = write_mlp_onnx(a.state_dir / "models" / "m.onnx", width=8)  # loads by path only from there
     with AgentClient(a.url, a.token) as sync:
         assert isinstance(sync, AgentAPI)
         api: AgentAPI = sync

@@ -72,7 +72,9 @@ def test_an_agent_without_a_meter_measures_and_reports_no_energy(
     from tests.agent.conftest import write_mlp_onnx
 
     kernel = make_board("rpi4")
-    service = AgentService(Board(kernel.sysfs()), meter_uri=None, state_dir=tmp_path / "state", emulated=True)
+    service = AgentService(
+        Board(kernel.sysfs()), meter_uri=None, state_dir=tmp_path / "state", emulated=True, models_dir=tmp_path
+    )  # models load only from the models directory
     service.start()
     try:
         info = service.info()

@@ -30,6 +30,7 @@ import numpy as np
 
 from devices.errors import BadInputError
 from testbed.agent.api import AgentAPI
+from testbed.agent.loading import load_on_agent
 
 LAYERS = (1, 2, 3, 4)
 HIDDEN = (64, 128, 192, 256)
@@ -243,7 +244,7 @@ def run_sweep(
             if progress is not None:
                 progress(f"[{k + 1}/{n}] {cfg} at {level}")
             path = write_encoder_onnx(cfg, Path(d) / f"m{k}.onnx", seed=k)
-            loaded = client.load_model(str(path)) if local else client.upload_model(path)
+            loaded = load_on_agent(client, path, local)  # by path, or uploaded when outside the models directory
             pilot = client.measure(loaded["model_id"], inferences=3, warmup=2, level=level)
             count = max(5, min(10_000, math.ceil(window_s * 1000.0 / max(pilot["latency"]["mean_ms"], 1e-3))))
             m = client.measure(loaded["model_id"], inferences=count, warmup=2, level=level)

@@ -5,15 +5,17 @@ read artifacts with this module. Layout — an uncompressed ZIP (``.rt3``)::
 
     manifest.json            format, version, model description, pattern sets, sha256 + size of every member
     sets/<k>.onnx            pattern set k, packed, as one ONNX graph
-    shared/<j>.npy           optional (``--share-tables``): lookup tables all sets share, fed as graph inputs
+    shared/<j>.npy           optional (``--share-tables``): tensors all sets share, stored once (see below)
     backbone.safetensors     the shared backbone weights (for reloading into torch)
     masks/<k>.safetensors    pattern set k's boolean masks
     extra/…                  optional (e.g. extra/vocab.json)
 
 Manifest fields: ``format`` = "rt3-artifact", ``format_version`` = 1, ``created_utc``, ``model`` (``family``
 "lm" or "hf", ``config``, ``inputs`` [{name, dtype}], ``outputs``), ``pattern_sets`` (list of {index, name,
-sparsity, accuracy, freq_level, onnx, masks, packed_bytes, …}), ``shared_inputs`` (list of {name, file,
-shape, dtype}) and ``files`` ({member: {sha256, bytes}}).
+sparsity, accuracy, freq_level, onnx, masks, packed_bytes, …}), ``shared_initializers`` (list of {name,
+file, shape, dtype}: initializers every graph references as data-less external tensors, supplied once to all
+onnxruntime sessions), ``shared_inputs`` (same fields; written by older versions: tensors fed as graph
+inputs) and ``files`` ({member: {sha256, bytes}}).
 Opening verifies every checksum; any mismatch, missing member or malformed manifest raises BadInputError.
 """
 
@@ -127,9 +129,16 @@ class Artifact:
         return sets
 
     def shared_arrays(self) -> dict[str, np.ndarray]:
-        """The shared graph inputs {name: array} (empty for artifacts without shared tables)."""
+        """The shared graph inputs {name: array} (older artifacts; empty for the others)."""
+        return self._arrays("shared_inputs")
+
+    def shared_initializers(self) -> dict[str, np.ndarray]:
+        """The shared initializers {name: array} every set's graph references (empty if none)."""
+        return self._arrays("shared_initializers")
+
+    def _arrays(self, field: str) -> dict[str, np.ndarray]:
         out = {}
-        for item in self.manifest.get("shared_inputs", []):
+        for item in self.manifest.get(field, []):
             out[str(item["name"])] = np.load(io.BytesIO(self.read(item["file"])), allow_pickle=False)
         return out
 

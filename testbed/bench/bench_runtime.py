@@ -1,32 +1,52 @@
-"""RT3 runtime benchmark: does pattern sparsity buy real CPU speed, and how fast is a switch?
+"""RT3 runtime benchmark: does pattern sparsity buy real CPU speed, what do K sets cost in memory, and how
+long does a switch take the way a user lives it?
 
 Model: a DistilBERT-sized encoder with random weights (6 layers, hidden 768, FFN 3072, 12 heads; latency does
 not depend on training). Masks come from the project's own BP and PP code: block-column BP removing 50 % of
 the columns of every row-block (balanced; row-blocks of 128 and 256 rows, quick run: 128 only), then PP with
 16-column pattern tiles at levels 0 / 0.5 / 0.8 → overall sparsity ≈ 0.5, 0.75 and 0.9. Input: batch 1 ×
-128 tokens, 1 intra-op thread.
+128 tokens; 1 and 2 intra-op threads (torch and onnxruntime alike).
 
-Every ratio compares timings taken in the same run, interleaved (one call of each variant per round, median
-over rounds), on this machine:
+Every ratio compares timings taken in the same run, interleaved (one call of each variant per round, in
+turn), on this machine. A ratio is the median over rounds of the per-round ratio (the calls of a round are
+milliseconds apart, so a load change on a shared machine hits all of them); ``*_min`` ratios compare the
+fastest call of each variant. With 1 thread every op runs in the calling thread, so 1-thread ratios use that
+thread's CPU time (``time.thread_time``, as the project's emulated latency does: time slices the scheduler
+gives other processes on a shared host do not count), with wall-clock ratios beside them (``*_wall``);
+2-thread ratios (``*_2t``) are wall clock. Host load (``os.getloadavg``) is recorded before and after.
 
+* ``layer_speedup``  dense FFN-1 (768→3072) ``F.linear`` / packed FFN-1, same masks; ``layer_vs_ideal``
 * ``speedup``        dense encoder / packed encoder (torch)
-* ``layer_speedup``  dense FFN-1 (768→3072) / packed FFN-1, same masks
 * ``ideal``          1 / (1 − sparsity)
 * ``vs_mask_multiply`` RT3's public runtime (weights × masks, then dense) / packed encoder
 * ``layer_vs_csr``, ``layer_vs_bsr`` torch CSR / BSR ``sparse.mm`` layer / packed layer
 * ``encoder_vs_csr`` CSR linears in the whole encoder / packed encoder
-* ``ort_speedup``    onnxruntime dense export / onnxruntime packed export
+* ``ort_speedup``    onnxruntime dense export / onnxruntime packed export (the board path)
+* ``ort_vs_torch``   torch packed encoder / onnxruntime packed encoder (≥ 0.9: onnxruntime within 10 %)
 * ``extra_set_mb``   memory one extra pattern set costs (its packed linears)
 
-Switch: ``switch(k)`` cycled over 3 pattern sets many times; p50/p99/max in ms against the paper's 45 ms.
+Switch (:func:`switch_benchmark`, 3 sets over one backbone): resident memory of all sets beside the dense
+model (torch: every storage once; onnxruntime: resident-set growth of a fresh process loading the sets with
+shared initializers, beside the same for the dense graph); warm switch (reference swap), cold switch
+(bringing in a set that is not resident: an onnxruntime session from its graph; in torch, packing it), the
+first inference after a switch beside steady state, the DVFS transition on an emulated Raspberry Pi 4 (from
+the ``scaling_setspeed`` write to ``cpuinfo_cur_freq`` reading the new clock; the emulated kernel applies a
+change at the write, so this is the software path, and the profile's ``transition_latency_ns`` is reported
+beside it) and RT3's reference switch (copy the dense weights, multiply the masks), each p50/p99 in ms,
+next to the paper's 45 ms.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 PAPER_SWITCH_MS = 45.0
@@ -38,6 +58,18 @@ PATTERN_COLS = 16
 BP_RATIO = 0.5
 PP_LEVELS = (0.0, 0.5, 0.8)
 BSR_BLOCK = 32
+THREADS = (1, 2)
+LAYER_NAME = "distilbert.transformer.layer.0.ffn.lin1"
+
+
+def _progress(msg: str) -> None:
+    """One progress line on stderr (stdout carries the JSON)."""
+    sys.stderr.write(f"bench runtime: {msg}\n")
+    sys.stderr.flush()
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def _distilbert() -> Any:
@@ -62,16 +94,54 @@ def _mask_sets(model: Any, row_block: int = ROW_BLOCK) -> tuple[dict[str, Any], 
     return bp, sets
 
 
-def _interleaved_ms(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, float]:
-    """Median wall time (ms) of every function, calling each once per round in turn."""
+def _sparsity(masks: dict[str, Any]) -> float:
+    return 1.0 - sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
+
+
+def _interleaved(
+    fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1, cpu: dict[str, list[float]] | None = None
+) -> dict[str, list[float]]:
+    """Wall times (ms) of every function per round, calling each once per round in turn; ``cpu`` (if given)
+    receives the calling thread's CPU time (ms) of the same calls (``time.thread_time``)."""
     times: dict[str, list[float]] = {k: [] for k in fns}
+    if cpu is not None:
+        cpu.update({k: [] for k in fns})
     for r in range(warmup + rounds):
         for k, fn in fns.items():
+            c0 = time.thread_time()
             t0 = time.perf_counter()
             fn()
+            t1 = time.perf_counter()
+            c1 = time.thread_time()
             if r >= warmup:
-                times[k].append((time.perf_counter() - t0) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+                times[k].append((t1 - t0) * 1e3)
+                if cpu is not None:
+                    cpu[k].append((c1 - c0) * 1e3)
+    return times
+
+
+def _interleaved_ms(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, float]:
+    """Median wall time (ms) of every function, calling each once per round in turn."""
+    return {k: statistics.median(v) for k, v in _interleaved(fns, rounds, warmup).items()}
+
+
+def _ratio(times: dict[str, list[float]], num: str, den: str) -> float:
+    """Median over rounds of times[num] / times[den] (same-round pairs)."""
+    return statistics.median(a / b for a, b in zip(times[num], times[den], strict=True))
+
+
+def _ratio_min(times: dict[str, list[float]], num: str, den: str) -> float:
+    return min(times[num]) / min(times[den])
+
+
+def _pct(values: Sequence[float] | Any, q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
+def _p50_p99(values: Sequence[float]) -> dict[str, float]:
+    return {"p50": round(_pct(values, 50), 4), "p99": round(_pct(values, 99), 4), "n": len(values)}
 
 
 class _SparseLinear:
@@ -122,21 +192,24 @@ def _csr_model(model: Any, masks: dict[str, Any]) -> Any:
     return clone
 
 
-def sparse_benchmark(quick: bool = False) -> dict[str, Any]:
-    """Latency of packed pattern sets against dense, mask-multiply, CSR/BSR and onnxruntime (see module doc)."""
+def sparse_benchmark(quick: bool = False, progress: Callable[[str], None] = _progress) -> dict[str, Any]:
+    """Latency of packed pattern sets against dense, mask-multiply, CSR/BSR and onnxruntime (see module doc);
+    ``progress`` gets one line per step (default: stderr)."""
     import torch
 
-    torch.set_num_threads(1)
     rounds = 3 if quick else 9
     model = _distilbert()
+    load_before = _load()
     results = []
     for row_block in (ROW_BLOCK,) if quick else ROW_BLOCK_SWEEP:
-        results += _sparse_rows(model, row_block, rounds, quick)
+        results += _sparse_rows(model, row_block, rounds, quick, progress)
+    torch.set_num_threads(1)
     return {
         "model": "distilbert-sized encoder (6×768, FFN 3072), random weights",
         "tokens": SEQ,
-        "threads": 1,
+        "threads": list(THREADS),
         "rounds": rounds,
+        "host_load_1min": {"before": load_before, "after": _load(), "cpus": os.cpu_count()},
         "bp": {"structure": "block-column", "ratio": BP_RATIO},
         "pattern_cols": PATTERN_COLS,
         "dense_linears_mb": sum(int(p.numel()) * 4 for n, p in model.named_parameters() if n in _mask_names(model))
@@ -151,7 +224,9 @@ def _mask_names(model: Any) -> set[str]:
     return set(hf_prunable_names(model))
 
 
-def _sparse_rows(model: Any, row_block: int, rounds: int, quick: bool) -> list[dict[str, Any]]:
+def _sparse_rows(
+    model: Any, row_block: int, rounds: int, quick: bool, progress: Callable[[str], None]
+) -> list[dict[str, Any]]:
     """One result row per pattern set of a BP backbone with ``row_block``-row blocks."""
     import torch
     import torch.nn.functional as F
@@ -160,122 +235,266 @@ def _sparse_rows(model: Any, row_block: int, rounds: int, quick: bool) -> list[d
     from testbed.rt3.packed_model import LogitsOnly, pack_model, packed_nbytes
     from testbed.rt3.packing import PackedLinear
 
+    progress(f"row-block {row_block}: building BP + PP masks")
     _, sets = _mask_sets(model, row_block)
     dense = LogitsOnly(model).eval()
     ids = torch.randint(0, 30000, (1, SEQ))
     att = torch.ones(1, SEQ, dtype=torch.long)
-    layer_name = "distilbert.transformer.layer.0.ffn.lin1"
-    lin = dict(model.named_modules())[layer_name]
+    lin = dict(model.named_modules())[LAYER_NAME]
     x_layer = torch.randn(SEQ, lin.in_features)
+    progress(f"row-block {row_block}: exporting dense + {len(sets)} packed graphs to onnxruntime")
+    ort_models = _ort_models(model, sets)
+    feeds = {"input_ids": ids.numpy(), "attention_mask": att.numpy()}
     results = []
-    ort_rows = _ort_latencies(model, sets, rounds, quick)
     with torch.inference_mode():
         for k, masks in enumerate(sets):
-            sparsity = 1.0 - sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
+            sparsity = _sparsity(masks)
             packed = pack_model(model, masks)
-            csr = _csr_model(model, masks)
-            wl = lin.weight * masks[f"{layer_name}.weight"]
-            p_layer = PackedLinear(lin.weight, masks[f"{layer_name}.weight"], lin.bias)
-            csr_layer = _SparseLinear(wl, lin.bias, "csr")
-            bsr_layer = _SparseLinear(wl, lin.bias, "bsr")
-            enc = _interleaved_ms(
-                {
-                    "dense": lambda: dense(ids, att),
-                    "packed": lambda p=packed: p(ids, att),  # type: ignore[misc]
-                    "mask_multiply": lambda m=masks: masked_call(model, m, input_ids=ids, attention_mask=att),  # type: ignore[misc]
-                    "csr": lambda c=csr: c(input_ids=ids, attention_mask=att),  # type: ignore[misc]
-                },
-                rounds,
-            )
-            lay = _interleaved_ms(
-                {
-                    "dense": lambda: F.linear(x_layer, lin.weight, lin.bias),
-                    "packed": lambda p=p_layer: p(x_layer),  # type: ignore[misc]
-                    "mask_multiply": lambda w=masks[f"{layer_name}.weight"]: F.linear(
-                        x_layer, lin.weight * w, lin.bias
-                    ),  # type: ignore[misc]
-                    "csr": lambda c=csr_layer: c(x_layer),  # type: ignore[misc]
-                    "bsr": lambda b=bsr_layer: b(x_layer),  # type: ignore[misc]
-                },
-                rounds * 3,
-            )
+            wmask = masks[f"{LAYER_NAME}.weight"]
+            p_layer = PackedLinear(lin.weight, wmask, lin.bias)
             row: dict[str, Any] = {
                 "sparsity": round(sparsity, 4),
                 "row_block": row_block,
-                "speedup": enc["dense"] / enc["packed"],
-                "layer_speedup": lay["dense"] / lay["packed"],
                 "ideal": 1.0 / (1.0 - sparsity),
-                "vs_mask_multiply": enc["mask_multiply"] / enc["packed"],
-                "encoder_vs_csr": enc["csr"] / enc["packed"],
-                "layer_vs_mask_multiply": lay["mask_multiply"] / lay["packed"],
-                "layer_vs_csr": lay["csr"] / lay["packed"],
-                "layer_vs_bsr": lay["bsr"] / lay["packed"],
-                "encoder_ms": {k2: round(v, 3) for k2, v in enc.items()},
-                "layer_ms": {k2: round(v, 4) for k2, v in lay.items()},
                 "extra_set_mb": packed_nbytes(packed) / 1e6,
+                "layer_plan": p_layer.extra_repr(),
             }
-            if ort_rows:
-                row["ort_speedup"] = ort_rows["dense"] / ort_rows[f"set{k}"]
-                row["ort_ms"] = {"dense": round(ort_rows["dense"], 3), "packed": round(ort_rows[f"set{k}"], 3)}
+            for threads in THREADS:
+                torch.set_num_threads(threads)
+                tag = f"row-block {row_block}, set {k + 1}/{len(sets)} (sparsity {sparsity:.3f}), {threads} thread(s)"
+                progress(f"{tag}: layer")
+                layer_fns: dict[str, Callable[[], object]] = {
+                    "dense": lambda: F.linear(x_layer, lin.weight, lin.bias),
+                    "packed": lambda p=p_layer: p(x_layer),  # type: ignore[misc]
+                }
+                enc_fns: dict[str, Callable[[], object]] = {
+                    "dense": lambda: dense(ids, att),
+                    "packed": lambda p=packed: p(ids, att),  # type: ignore[misc]
+                }
+                if threads == 1:
+                    wl = lin.weight * wmask
+                    layer_fns["mask_multiply"] = lambda w=wmask: F.linear(x_layer, lin.weight * w, lin.bias)  # type: ignore[misc]
+                    csr_l, bsr_l = _SparseLinear(wl, lin.bias, "csr"), _SparseLinear(wl, lin.bias, "bsr")
+                    layer_fns["csr"] = lambda c=csr_l: c(x_layer)  # type: ignore[misc]
+                    layer_fns["bsr"] = lambda b=bsr_l: b(x_layer)  # type: ignore[misc]
+                    csr = _csr_model(model, masks)
+                    enc_fns["mask_multiply"] = lambda m=masks: masked_call(  # type: ignore[misc]
+                        model, m, input_ids=ids, attention_mask=att
+                    )
+                    enc_fns["csr"] = lambda c=csr: c(input_ids=ids, attention_mask=att)  # type: ignore[misc]
+                lay_cpu: dict[str, list[float]] = {}
+                lay_wall = _interleaved(layer_fns, rounds * 4, cpu=lay_cpu)
+                lay = lay_cpu if threads == 1 else lay_wall
+                if ort_models:
+                    ort_d, ort_p = ort_models[threads]
+                    enc_fns["ort_dense"] = lambda d=ort_d: d.run(feeds)  # type: ignore[misc]
+
+                    def ort_packed(i: int = k, rt: Any = ort_p) -> object:
+                        rt.switch(i)
+                        return rt.run(feeds)
+
+                    enc_fns["ort_packed"] = ort_packed
+                progress(f"{tag}: encoder")
+                enc_cpu: dict[str, list[float]] = {}
+                enc_wall = _interleaved(enc_fns, rounds, cpu=enc_cpu)
+                enc = enc_cpu if threads == 1 else enc_wall
+                sfx = "" if threads == 1 else f"_{threads}t"
+                row[f"layer_speedup{sfx}"] = _ratio(lay, "dense", "packed")
+                row[f"layer_speedup_min{sfx}"] = _ratio_min(lay, "dense", "packed")
+                row[f"layer_vs_ideal{sfx}"] = row[f"layer_speedup{sfx}"] / row["ideal"]
+                row[f"speedup{sfx}"] = _ratio(enc, "dense", "packed")
+                row[f"speedup_min{sfx}"] = _ratio_min(enc, "dense", "packed")
+                if threads == 1:
+                    row["vs_mask_multiply"] = _ratio(enc, "mask_multiply", "packed")
+                    row["encoder_vs_csr"] = _ratio(enc, "csr", "packed")
+                    row["layer_vs_mask_multiply"] = _ratio(lay, "mask_multiply", "packed")
+                    row["layer_vs_csr"] = _ratio(lay, "csr", "packed")
+                    row["layer_vs_bsr"] = _ratio(lay, "bsr", "packed")
+                if ort_models:
+                    row[f"ort_speedup{sfx}"] = _ratio(enc, "ort_dense", "ort_packed")
+                    row[f"ort_vs_torch{sfx}"] = _ratio(enc, "packed", "ort_packed")
+                if threads == 1:
+                    row["layer_speedup_wall"] = _ratio(lay_wall, "dense", "packed")
+                    row["speedup_wall"] = _ratio(enc_wall, "dense", "packed")
+                    if ort_models:
+                        row["ort_vs_torch_wall"] = _ratio(enc_wall, "packed", "ort_packed")
+                    row["encoder_cpu_ms"] = {n: round(statistics.median(v), 3) for n, v in enc_cpu.items()}
+                    row["layer_cpu_ms"] = {n: round(statistics.median(v), 4) for n, v in lay_cpu.items()}
+                row[f"encoder_ms{sfx}"] = {n: round(statistics.median(v), 3) for n, v in enc_wall.items()}
+                row[f"layer_ms{sfx}"] = {n: round(statistics.median(v), 4) for n, v in lay_wall.items()}
+            torch.set_num_threads(1)
             results.append(row)
     return results
 
 
-def _ort_latencies(model: Any, sets: list[dict[str, Any]], rounds: int, quick: bool) -> dict[str, float]:
-    """Median onnxruntime latency (ms) of the dense export and of each packed set's export."""
-    try:
-        import numpy as np
-        import onnxruntime as ort  # noqa: F401
-    except ImportError:
-        return {}
-    from devices.ort_runtime import OrtReconfigurableModel
+def _export_graphs(model: Any, sets: Sequence[dict[str, Any]]) -> tuple[bytes, list[bytes], dict[str, Any]]:
+    """The dense graph, the packed sets' graphs with their common tensors shared, and those tensors."""
     from testbed.rt3.export import export_onnx
+    from testbed.rt3.onnx_share import share_initializers
     from testbed.rt3.packed_model import LogitsOnly, pack_model
 
     desc = {"family": "hf"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        graphs = [export_onnx(LogitsOnly(model).eval(), desc, seq=SEQ)]
-        graphs += [export_onnx(pack_model(model, m), desc, seq=SEQ) for m in sets]
-    rt = OrtReconfigurableModel(graphs, threads=1)
-    feeds = {"input_ids": np.ones((1, SEQ), dtype=np.int64), "attention_mask": np.ones((1, SEQ), dtype=np.int64)}
-    names = ["dense"] + [f"set{i}" for i in range(len(sets))]
-
-    def runner(i: int) -> Callable[[], object]:
-        def f() -> object:
-            rt.switch(i)
-            return rt.run(feeds)
-
-        return f
-
-    return _interleaved_ms({n: runner(i) for i, n in enumerate(names)}, rounds)
+        dense = export_onnx(LogitsOnly(model).eval(), desc, seq=SEQ)
+        graphs = [export_onnx(pack_model(model, m), desc, seq=SEQ) for m in sets]
+    shared_graphs, shared = share_initializers(graphs)
+    return dense, shared_graphs, shared
 
 
-def switch_benchmark(quick: bool = False) -> dict[str, Any]:
-    """Time of ``switch(k)`` cycling over 3 packed sets of a DistilBERT-sized backbone (ms)."""
+def _ort_models(model: Any, sets: Sequence[dict[str, Any]]) -> dict[int, tuple[Any, Any]]:
+    """{threads: (dense runtime, packed K-set runtime with shared initializers)}; empty without onnxruntime."""
+    try:
+        import onnxruntime as ort  # noqa: F401
+    except ImportError:
+        return {}
+    from devices.ort_runtime import OrtReconfigurableModel
+
+    dense, graphs, shared = _export_graphs(model, sets)
+    return {
+        t: (
+            OrtReconfigurableModel([dense], threads=t),
+            OrtReconfigurableModel(graphs, threads=t, shared_initializers=shared),
+        )
+        for t in THREADS
+    }
+
+
+_RSS_SCRIPT = """
+import sys, numpy as np
+sys.modules['torch'] = None  # what a board runs: no torch
+def rss_mb():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * {page} / 1e6
+from devices.ort_runtime import OrtReconfigurableModel
+import onnxruntime
+d = sys.argv[1]
+feeds = {{'input_ids': np.ones((1, {seq}), np.int64), 'attention_mask': np.ones((1, {seq}), np.int64)}}
+base = rss_mb()
+if sys.argv[2] == 'dense':
+    m = OrtReconfigurableModel([d + '/dense.onnx'], threads=1)
+else:
+    k = int(sys.argv[2])
+    shared = dict(np.load(d + '/shared.npz'))
+    m = OrtReconfigurableModel([d + f'/set{{i}}.onnx' for i in range(k)], threads=1, shared_initializers=shared)
+    del shared
+for i in range(m.k):
+    m.switch(i); m.run(feeds)
+print(rss_mb() - base)
+"""
+
+
+def _ort_resident_mb(dense: bytes, graphs: Sequence[bytes], shared: dict[str, Any]) -> dict[str, float]:
+    """Resident-set growth (MB) of a fresh torch-free process that loads the dense graph, or the K sets."""
+    import numpy as np
+
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "dense.onnx").write_bytes(dense)
+        for i, g in enumerate(graphs):
+            (d / f"set{i}.onnx").write_bytes(g)
+        np.savez(d / "shared.npz", **shared)
+        code = _RSS_SCRIPT.format(page=os.sysconf("SC_PAGE_SIZE"), seq=SEQ)
+        for what in ("dense", str(len(graphs))):
+            res = subprocess.run(
+                [sys.executable, "-c", code, str(d), what], capture_output=True, text=True, timeout=600, check=False
+            )
+            if res.returncode != 0:
+                return {}
+            out[what] = float(res.stdout.strip().splitlines()[-1])
+    return {"ort_dense_mb": out["dense"], "ort_resident_mb": out[str(len(graphs))]}
+
+
+def _dvfs_transition_ms(reps: int) -> dict[str, Any]:
+    """Emulated Raspberry Pi 4: time from the frequency write until the clock read-back shows it (ms)."""
+    from devices.cpufreq import get_policy
+    from devices.fake.kernel import FakeKernel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        kernel = FakeKernel.create(Path(tmp) / "board", "rpi4")
+        policy = get_policy(kernel.sysfs(), "policy0")
+        freqs = policy.available_khz
+        lo, hi = freqs[0], freqs[-1]
+        latency_ns = kernel.sysfs().read_int("sys/devices/system/cpu/cpufreq/policy0/cpuinfo_transition_latency")
+        times = []
+        for i in range(reps):
+            target = lo if i % 2 else hi
+            t0 = time.perf_counter()
+            policy.set_frequency(target)
+            while policy.hardware_khz()[0] != target:
+                if time.perf_counter() - t0 > 5:
+                    raise RuntimeError(f"emulated clock never reached {target} kHz")
+            times.append((time.perf_counter() - t0) * 1e3)
+    return {
+        "board": "rpi4 (emulated)",
+        "freqs_khz": [lo, hi],
+        **_p50_p99(times),
+        "profile_transition_latency_ms": latency_ns / 1e6,
+    }
+
+
+def _mask_reapply_ms(model: Any, sets: Sequence[dict[str, Any]], reps: int) -> list[float]:
+    """RT3's reference switch: copy the dense weights back and multiply the new set's masks (ms)."""
+    import copy
+
+    import torch
+
+    work = copy.deepcopy(model)
+    params = dict(work.named_parameters())
+    dense = {n: params[n].detach().clone() for n in sets[0]}
+    times = []
+    with torch.no_grad():
+        for i in range(reps):
+            masks = sets[i % len(sets)]
+            t0 = time.perf_counter()
+            for n, m in masks.items():
+                params[n].copy_(dense[n])
+                params[n].mul_(m)
+            times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def switch_benchmark(quick: bool = False, progress: Callable[[str], None] = _progress) -> dict[str, Any]:
+    """Resident memory and switch times of 3 pattern sets over a DistilBERT-sized backbone (see module doc)."""
     import numpy as np
     import torch
 
-    from testbed.rt3.runtime import ReconfigurableModel
+    from devices.ort_runtime import OrtReconfigurableModel
+    from testbed.rt3.packed_model import pack_model
+    from testbed.rt3.runtime import ReconfigurableModel, unique_tensor_bytes
 
+    torch.set_num_threads(1)
+    load_before = _load()
     model = _distilbert()
+    progress("switch: building BP + PP masks")
     _, sets = _mask_sets(model)
+    progress("switch: packing 3 sets (torch)")
     t0 = time.perf_counter()
-    rm = ReconfigurableModel.from_backbone(model, sets[1:] + sets[:1])
+    rm = ReconfigurableModel.from_backbone(model, sets)
     build_s = time.perf_counter() - t0
+    dense_bytes = unique_tensor_bytes([model])
+
     n = 2000 if quick else 20000
-    times = np.empty(n)
+    warm = np.empty(n)
     for i in range(n):
         t = time.perf_counter_ns()
         rm.switch(i % rm.k)
-        times[i] = (time.perf_counter_ns() - t) / 1e6
-    # first inference after a switch vs steady state: a switch must not leave a warm-up cost behind
-    torch.set_num_threads(1)
-    ids = torch.randint(0, 30000, (1, 35))
-    att = torch.ones(1, 35, dtype=torch.long)
-    after: list[float] = []
-    steady: list[float] = []
-    for i in range(3 if quick else 6):
+        warm[i] = (time.perf_counter_ns() - t) / 1e6
+
+    reps = 3 if quick else 8
+    progress("switch: cold switch (torch: pack a set that is not resident)")
+    cold_torch = []
+    for i in range(reps):
+        t1 = time.perf_counter()
+        pack_model(model, sets[i % len(sets)])
+        cold_torch.append((time.perf_counter() - t1) * 1e3)
+
+    ids = torch.randint(0, 30000, (1, SEQ))
+    att = torch.ones(1, SEQ, dtype=torch.long)
+    progress("switch: first inference after a switch (torch)")
+    after, steady = [], []
+    for i in range(reps * 2):
         rm.switch(i % rm.k)
         t1 = time.perf_counter()
         rm(ids, att)
@@ -283,18 +502,76 @@ def switch_benchmark(quick: bool = False) -> dict[str, Any]:
         t1 = time.perf_counter()
         rm(ids, att)
         steady.append((time.perf_counter() - t1) * 1e3)
-    p50 = float(np.percentile(times, 50))
+
+    progress("switch: onnxruntime graphs, sessions and resident memory")
+    dense_g, graphs, shared = _export_graphs(model, sets)
+    ort_rt = OrtReconfigurableModel(graphs, threads=1, shared_initializers=shared)
+    cold_ort = []
+    for i in range(reps):
+        t1 = time.perf_counter()
+        ort_rt.load_session(graphs[i % len(graphs)])
+        cold_ort.append((time.perf_counter() - t1) * 1e3)
+    cold_ort_dense_graph = []
+    for _ in range(max(2, reps // 2)):
+        t1 = time.perf_counter()
+        OrtReconfigurableModel([dense_g], threads=1)
+        cold_ort_dense_graph.append((time.perf_counter() - t1) * 1e3)
+    feeds = {"input_ids": ids.numpy(), "attention_mask": att.numpy()}
+    ort_rt.run(feeds)
+    o_after, o_steady = [], []
+    for i in range(reps * 2):
+        ort_rt.switch(i % ort_rt.k)
+        t1 = time.perf_counter()
+        ort_rt.run(feeds)
+        o_after.append((time.perf_counter() - t1) * 1e3)
+        t1 = time.perf_counter()
+        ort_rt.run(feeds)
+        o_steady.append((time.perf_counter() - t1) * 1e3)
+    ort_mem = _ort_resident_mb(dense_g, graphs, shared)
+
+    progress("switch: DVFS transition on the emulated board, RT3's mask re-application")
+    dvfs = _dvfs_transition_ms(50 if quick else 400)
+    reapply = _mask_reapply_ms(model, sets, reps * 2)
+    p50 = _pct(warm, 50)
+    resident_mb = rm.resident_bytes() / 1e6
+    dense_mb = dense_bytes / 1e6
     return {
         "pattern_sets": rm.k,
         "switches": n,
+        "host_load_1min": {"before": load_before, "after": _load(), "cpus": os.cpu_count()},
         "p50_ms": p50,
-        "p99_ms": float(np.percentile(times, 99)),
-        "max_ms": float(times.max()),
+        "p99_ms": _pct(warm, 99),
+        "max_ms": float(warm.max()),
         "paper_ms": PAPER_SWITCH_MS,
         "paper_over_p50": PAPER_SWITCH_MS / p50 if p50 > 0 else None,
-        "pack_all_sets_s": build_s,
-        "first_inference_after_switch_over_steady": statistics.median(after) / statistics.median(steady),
+        "resident_mb": resident_mb,
+        "dense_mb": dense_mb,
+        "resident_over_dense": resident_mb / dense_mb,
+        **ort_mem,
+        **({"ort_resident_over_dense": ort_mem["ort_resident_mb"] / ort_mem["ort_dense_mb"]} if ort_mem else {}),
         "memory_per_set_mb": [b / 1e6 for b in rm.memory_per_set_bytes()],
+        "shared_initializers_mb": sum(a.nbytes for a in shared.values()) / 1e6,
+        "cold_switch_ms_p50": _pct(cold_ort, 50),
+        "cold_switch_ms_p99": _pct(cold_ort, 99),
+        "cold_switch_dense_graph_ms_p50": _pct(cold_ort_dense_graph, 50),
+        "first_inference_after_switch_ms_p50": _pct(o_after, 50),
+        "first_inference_after_switch_ms_p99": _pct(o_after, 99),
+        "steady_inference_ms_p50": _pct(o_steady, 50),
+        "dvfs_transition_ms_p50": dvfs["p50"],
+        "dvfs_transition_ms_p99": dvfs["p99"],
+        "dvfs": dvfs,
+        "mask_reapply_ms_p50": _pct(reapply, 50),
+        "mask_reapply_ms_p99": _pct(reapply, 99),
+        "torch": {
+            "pack_all_sets_s": build_s,
+            "cold_switch_ms_p50": _pct(cold_torch, 50),
+            "cold_switch_ms_p99": _pct(cold_torch, 99),
+            "first_inference_after_switch_ms_p50": _pct(after, 50),
+            "first_inference_after_switch_ms_p99": _pct(after, 99),
+            "steady_inference_ms_p50": _pct(steady, 50),
+            "first_inference_after_switch_over_steady": statistics.median(after) / statistics.median(steady),
+        },
+        "ort_first_inference_after_switch_over_steady": statistics.median(o_after) / statistics.median(o_steady),
     }
 
 
@@ -321,8 +598,10 @@ def reference_lm_benchmark(quick: bool = False) -> dict[str, Any]:
     for i, s in enumerate(sets):
         packed = pack_model(model, s.masks)
         fns[f"set{i}"] = lambda p=packed: p(tokens)  # type: ignore[misc]
+    times: dict[str, list[float]] = {}  # 1 thread: the calling thread's CPU time (see the module doc)
     with torch.inference_mode():
-        ms = _interleaved_ms(fns, 3 if quick else 15)
+        _interleaved(fns, 3 if quick else 15, cpu=times)
+    ms = {k: statistics.median(v) for k, v in times.items()}
     return {
         "model": "RT3 reference LM (800/200/2/4, vocab 33278), random weights",
         "tokens": 35,
@@ -331,7 +610,7 @@ def reference_lm_benchmark(quick: bool = False) -> dict[str, Any]:
         "results": [
             {
                 "sparsity": round(s.sparsity, 4),
-                "speedup": ms["dense"] / ms[f"set{i}"],
+                "speedup": _ratio(times, "dense", f"set{i}"),
                 "ideal": 1 / (1 - s.sparsity),
                 "latency_ms": ms[f"set{i}"],
             }

@@ -1,8 +1,9 @@
 """ONNX export of packed pattern sets and writing/reading the RT3 artifact (torch side).
 
 Each pattern set is exported as its own ONNX graph of the *packed* model (gathers and batched MatMuls of the
-packed weights), with dynamic batch and sequence axes; optionally the lookup tables common to all sets
-(embeddings, positions) are stored once and fed to every graph as inputs (:mod:`testbed.rt3.onnx_share`).
+packed weights), with dynamic batch and sequence axes; optionally the tensors common to all sets
+(embeddings, norms, unpruned linears) are stored once and shared by every set's onnxruntime session
+(:mod:`testbed.rt3.onnx_share`).
 The legacy TorchScript exporter is used (opset 17) because the dynamo exporter needs onnxscript; the graph of
 a packed linear is fixed at export for the token count of the example input (≥ 8 tokens → the
 transposed-gather path).
@@ -27,7 +28,7 @@ from testbed import __version__
 from testbed.rt3.artifact import Artifact, write_artifact
 from testbed.rt3.checkpoint import Checkpoint, build_model
 from testbed.rt3.masking import Masks
-from testbed.rt3.onnx_share import share_lookup_tables
+from testbed.rt3.onnx_share import share_initializers, shared_member
 from testbed.rt3.packed_model import pack_model, packed_nbytes
 
 OPSET = 17
@@ -69,9 +70,10 @@ def build_artifact(
 ) -> Path:
     """Write the artifact of a PP checkpoint: every pattern set packed and exported, plus metadata.
 
-    ``share_tables``: store the lookup tables common to all sets once (``shared_inputs``); a loader must then
-    feed them as graph inputs (:class:`~devices.ort_runtime.OrtReconfigurableModel` does). Off by default
-    so that every ``sets/<k>.onnx`` stays self-contained for loaders that feed token inputs only.
+    ``share_tables``: store the tensors common to all sets once (``shared_initializers``, members
+    ``shared/<j>.npy``); every graph then keeps a data-less external reference in their place and a loader
+    must supply them (:class:`~devices.ort_runtime.OrtReconfigurableModel` does, one copy for all sessions).
+    Off by default so that every ``sets/<k>.onnx`` stays self-contained for loaders that open one graph.
     """
     if not ckpt.sets:
         raise BadInputError("the checkpoint has no pattern sets; run `testbed rt3 prune pp` first")
@@ -82,13 +84,13 @@ def build_artifact(
     graphs = [export_onnx(p, ckpt.description, seq=seq) for p in packed_sets]
     shared: dict[str, np.ndarray] = {}
     if share_tables:
-        graphs, shared = share_lookup_tables(graphs)
+        graphs, shared = share_initializers(graphs)
     shared_meta = []
     for j, (name, arr) in enumerate(shared.items()):
         buf = io.BytesIO()
         np.save(buf, arr, allow_pickle=False)
-        members[f"shared/{j}.npy"] = buf.getvalue()
-        shared_meta.append({"name": name, "file": f"shared/{j}.npy", "shape": list(arr.shape), "dtype": str(arr.dtype)})
+        members[shared_member(j)] = buf.getvalue()
+        shared_meta.append({"name": name, "file": shared_member(j), "shape": list(arr.shape), "dtype": str(arr.dtype)})
     for i, (s, packed) in enumerate(zip(ckpt.sets, packed_sets, strict=True)):
         members[f"sets/{i}.onnx"] = graphs[i]
         members[f"masks/{i}.safetensors"] = st_save({k: v.contiguous() for k, v in s.masks.items()})
@@ -120,7 +122,8 @@ def build_artifact(
         "results": ckpt.results,
         "bp": ckpt.bp_config,
         "pattern_sets": sets_meta,
-        "shared_inputs": shared_meta,
+        "shared_inputs": [],  # the older way (tables fed as graph inputs), still read by the runtime
+        "shared_initializers": shared_meta,
     }
     return write_artifact(path, manifest, members)
 

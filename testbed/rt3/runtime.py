@@ -80,3 +80,18 @@ class ReconfigurableModel:
     def memory_per_set_bytes(self) -> list[int]:
         """Bytes of packed weights held for each pattern set (shared backbone parts not counted)."""
         return [packed_nbytes(v) for v in self.variants]
+
+    def resident_bytes(self) -> int:
+        """Bytes of every tensor the K sets hold, each storage counted once: the shared backbone parts
+        (embeddings, norms, heads) once plus every set's packed weights."""
+        return unique_tensor_bytes(self.variants)
+
+
+def unique_tensor_bytes(modules: Sequence[nn.Module]) -> int:
+    """Bytes of the parameters and buffers of ``modules``, each underlying storage counted once."""
+    seen: dict[int, int] = {}
+    for m in modules:
+        for t in list(m.parameters()) + list(m.buffers()):
+            st = t.untyped_storage()
+            seen[st.data_ptr()] = max(seen.get(st.data_ptr(), 0), st.nbytes())
+    return sum(seen.values())

@@ -144,21 +144,39 @@ def test_artifact_manifest_and_torch_roundtrip(artifact: Path, pipeline: Pipelin
         assert torch.allclose(masked_call(model, masks[1], x), masked_call(pipeline.model, pipeline.sets[1].masks, x))
 
 
-def test_lookup_tables_are_stored_once(artifact: Path) -> None:
+def test_shared_initializers_are_stored_once_and_not_in_the_graphs(artifact: Path) -> None:
     import onnx
+    from onnx import TensorProto
+
+    from devices.ort_runtime import create_session
 
     art = Artifact.open(artifact)
-    shared = art.manifest["shared_inputs"]
-    assert [s["shape"] for s in shared] == [[5000, 64]]  # the position table (≥ 1 MB); the tiny embedding stays
+    shared = art.manifest["shared_initializers"]
+    assert art.manifest["shared_inputs"] == []
+    assert [5000, 64] in [s["shape"] for s in shared]  # the position table (≥ 64 kB) every set repeats
+    names = {s["name"] for s in shared}
+    arrays = art.shared_initializers()
+    assert set(arrays) == names and all(list(arrays[s["name"]].shape) == s["shape"] for s in shared)
     for s in art.pattern_sets:
         graph = onnx.load_from_string(art.read(s["onnx"])).graph
-        assert "shared.0" in [i.name for i in graph.input]
-        assert all(
-            max((len(t.raw_data) for t in [n.attribute[0].t]), default=0) < 1 << 20
-            for n in graph.node
-            if n.op_type == "Constant" and n.attribute
-        )
-    assert art.shared_arrays()["shared.0"].shape == (5000, 64)
+        placeholders = {t.name: t for t in graph.initializer if t.name in names}
+        assert set(placeholders) == names  # still initializers (folding, pre-packing), not graph inputs
+        assert all(t.data_location == TensorProto.EXTERNAL and not t.raw_data for t in placeholders.values())
+        assert not names & {i.name for i in graph.input}
+        assert len(art.read(s["onnx"])) < 1 << 20  # the 1.3 MB table is not inside any graph
+        with pytest.raises(BadInputError, match="not a loadable ONNX model"):
+            create_session(art.read(s["onnx"]))  # a rewritten graph needs its shared tensors
+
+
+def test_one_copy_of_the_shared_tensors_serves_every_session(artifact: Path) -> None:
+    model = OrtReconfigurableModel.from_artifact(artifact)
+    art = Artifact.open(artifact)
+    assert model.shared_bytes == sum(a.nbytes for a in art.shared_initializers().values()) > 0
+    x = np.zeros((1, 7), dtype=np.int64)
+    ref = [model.run({"tokens": x}) for _ in range(1)]
+    cold = model.load_session(art.read(art.pattern_sets[0]["onnx"]))  # the cold path reuses the same tensors
+    model.switch(0)
+    np.testing.assert_array_equal(cold.run(None, {"tokens": x})[0], ref[0])
 
 
 def test_default_artifact_graphs_are_self_contained(plain_artifact: Path, pipeline: Pipeline) -> None:

@@ -6,6 +6,8 @@ Units are on every axis; strategies keep their colours (:mod:`analysis.style`). 
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,22 +29,28 @@ def soc_voltage(run: RunData) -> Figure:
     has_v = bs["voltage_v"].notna().any()
     fig, axes = figure("double" if has_v else "single", 2.3, 1, 2 if has_v else 1)
     ax_soc = axes[0] if has_v else axes
+    div, unit = time_unit(float(bs["t_s"].max()))
     for s in ordered_strategies(bs["strategy"].unique()):
         d = bs[bs["strategy"] == s]
-        t_h = d["t_s"].to_numpy() / 3600.0
+        t_h = d["t_s"].to_numpy() / div
         style = {"color": strategy_color(s), "linestyle": strategy_linestyle(s), "label": s}
         ax_soc.plot(t_h, d["soc"].to_numpy() * 100.0, **style)
         if has_v:
             axes[1].plot(t_h, d["voltage_v"].to_numpy(), **style)
-    ax_soc.set_xlabel("time (h)")
+    ax_soc.set_xlabel(f"time ({unit})")
     ax_soc.set_ylabel("state of charge (%)")
     ax_soc.set_ylim(0, 100)
     ax_soc.legend(loc="lower left")
     if has_v:
-        axes[1].set_xlabel("time (h)")
+        axes[1].set_xlabel(f"time ({unit})")
         axes[1].set_ylabel("terminal voltage (V)")
     fig.suptitle(f"{run.name}: discharge ({run.battery_model} battery, {run.mode})", fontsize=8)
     return fig
+
+
+def time_unit(max_s: float) -> tuple[float, str]:
+    """(divisor, unit) so that a duration of up to ``max_s`` seconds reads naturally: min below 2 h, else h."""
+    return (60.0, "min") if max_s < 7200.0 else (3600.0, "h")
 
 
 def _life_h(r: StrategyResult) -> float:
@@ -57,12 +65,13 @@ def battery_life(runs: Sequence[RunData], baseline: str = "dense-max") -> Figure
     """Battery life per strategy in hours and in inferences, annotated with the ratio to ``baseline``."""
     fig, (ax_h, ax_n) = figure("double", 2.4, 1, 2)
     strategies = ordered_strategies(s for r in runs for s in r.results)
+    div, unit = time_unit(max(r.life_s for run in runs for r in run.results.values()))
     width = 0.8 / max(1, len(runs))
     hatches = ["", "//", "..", "xx"]
     x = np.arange(len(strategies))
     for i, run in enumerate(runs):
         base = run.results.get(baseline)
-        for ax, key, scale in ((ax_h, _life_h, 1.0), (ax_n, _inferences, 1e-3)):
+        for ax, key, scale in ((ax_h, _life_h, 3600.0 / div), (ax_n, _inferences, 1e-3)):
             got = {s: key(r) for s, r in run.results.items()}
             vals = [got.get(s, np.nan) * scale for s in strategies]
             bars = ax.bar(
@@ -86,7 +95,7 @@ def battery_life(runs: Sequence[RunData], baseline: str = "dense-max") -> Figure
                             va="bottom",
                             fontsize=6,
                         )
-    for ax, label in ((ax_h, "battery life (h)"), (ax_n, "inferences completed (×1000)")):
+    for ax, label in ((ax_h, f"battery life ({unit})"), (ax_n, "inferences completed (×1000)")):
         ax.set_xticks(x, strategies, rotation=20, ha="right")
         ax.set_ylabel(label)
     if len(runs) > 1:
@@ -137,15 +146,34 @@ def power_trace(run: RunData, strategy: str = "rt3", zoom_s: float | None = None
         raise BadInputError(f"{run.path}: strategy {strategy!r} has no power samples")
     levels = run.table("level_changes", strategy)
     switches = run.table("switches", strategy)
-    fig, (ax, az) = figure("double", 2.4, 1, 2, gridspec_kw={"width_ratios": [2, 1]})
-    ax.step(ps["t_s"] / 3600.0, ps["power_w"], where="post", color=strategy_color(strategy), label="mean power")
+    fig, (ax, az) = figure("double", 2.6, 1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    end_s = float(ps["t_s"].iloc[-1] + ps["duration_s"].iloc[-1]) if "duration_s" in ps else float(ps["t_s"].max())
+    div, unit = time_unit(end_s)
+    ax.step(ps["t_s"] / div, ps["power_w"], where="post", color=strategy_color(strategy), label="mean power")
+    if len(levels):  # the CPU frequency on a second axis, held from each change
+        af = ax.twinx()
+        t_f = [*(levels["t_s"].to_numpy(dtype=float) / div), end_s / div]
+        f_mhz = [*(levels["freq_khz"].to_numpy(dtype=float) / 1000.0)]
+        af.step(t_f, [*f_mhz, f_mhz[-1]], where="post", color="grey", linestyle="--", linewidth=0.8)
+        af.set_ylabel("CPU frequency (MHz, dashed)")
+        af.set_ylim(0, max(f_mhz) * 1.25)
+        af.grid(False)
     for t in levels["t_s"].iloc[1:] if len(levels) > 1 else []:
-        ax.axvline(t / 3600.0, color="grey", linestyle=":", linewidth=0.8)
+        ax.axvline(t / div, color="grey", linestyle=":", linewidth=0.8)
     for t in switches["t_s"]:
-        ax.axvline(t / 3600.0, color="black", linestyle="-", linewidth=0.6, alpha=0.6)
-    ax.set_xlabel("time (h)")
+        ax.axvline(t / div, color="black", linestyle="-", linewidth=0.6, alpha=0.6)
+    inf_all = run.table("inferences", strategy)
+    bounds = [0.0, *switches["t_s"].to_numpy(dtype=float), end_s]
+    top_w = float(ps["power_w"].max())
+    for a, b in itertools.pairwise(bounds):  # label each segment with the pattern set in force
+        during = inf_all[(inf_all["t_s"] >= a) & (inf_all["t_s"] < b)]
+        if len(during):
+            ax.annotate(str(during["pattern_set"].iloc[0]), ((a + b) / 2 / div, top_w * 1.02), ha="center",
+                        fontsize=6)  # fmt: skip
+    ax.set_ylim(0, top_w * 1.12)
+    ax.set_xlabel(f"time ({unit})")
     ax.set_ylabel("power (W)")
-    ax.set_title(f"{strategy}: power; dotted = frequency change, solid = pattern-set switch", fontsize=7)
+    ax.set_title(f"{strategy}: power and frequency; dotted = frequency change, solid = pattern-set switch", fontsize=7)
     centre = float(switches["t_s"].iloc[0]) if len(switches) else float(ps["t_s"].iloc[len(ps) // 2])
     inf = run.table("inferences", strategy)
     first_switch_s = float(switches["duration_ms"].iloc[0]) / 1000.0 if len(switches) else 0.0
@@ -168,7 +196,7 @@ def power_trace(run: RunData, strategy: str = "rt3", zoom_s: float | None = None
             az.axvspan(t0, t0 + d, color="black", alpha=0.2)
             az.annotate(f"switch {a}→{b}", (t0, 0), fontsize=6, rotation=90, va="bottom", ha="right")
     az.set_xlabel(f"time around t = {centre:.0f} s (s)")
-    az.set_ylabel("energy / response time (W)")  # queued requests stretch the response
+    az.set_ylabel("mean power while serving a request (W)")  # queued requests stretch the response
     az.set_title("each request from release to response", fontsize=7)
     return fig
 
@@ -225,6 +253,28 @@ def profile_heatmap(profile: ProfileTable) -> Figure:
     ax.set_ylabel("pattern set")
     mid = (grid.max() + grid.min()) / 2
     for (i, j), v in np.ndenumerate(grid):
-        ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6, color="white" if v < mid else "black")
+        ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=6, color="white" if v < mid else "black")
     fig.colorbar(im, ax=ax, label="energy per inference (mJ)")
+    return fig
+
+
+def life_vs_accuracy(runs: Sequence[RunData], baseline: str = "dense-max") -> Figure:
+    """Battery life (relative to ``baseline`` in the same run) against time-weighted accuracy, per strategy;
+    one marker shape per run (battery model)."""
+    fig, ax = figure("single", 2.5)
+    markers = "os^Dv"
+    for i, run in enumerate(runs):
+        base = run.results.get(baseline)
+        for s in ordered_strategies(run.results):
+            r = run.results[s]
+            if base is None or not base.life_s > 0 or math.isnan(r.accuracy_time_weighted):
+                continue
+            x, y = 100.0 * r.accuracy_time_weighted, r.life_s / base.life_s
+            ax.scatter([x], [y], color=strategy_color(s), marker=markers[i % len(markers)], s=22, zorder=3,
+                       label=f"{s} ({run.battery_model})" if len(runs) > 1 else s)  # fmt: skip
+            ax.annotate(s, (x, y), textcoords="offset points", xytext=(4, 2), fontsize=6)
+    ax.axhline(1.0, color="black", linewidth=0.6)
+    ax.set_xlabel("accuracy, time-weighted (%)")
+    ax.set_ylabel(f"battery life relative to {baseline} (×)")
+    ax.legend(fontsize=5, ncols=2)
     return fig

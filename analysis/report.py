@@ -30,6 +30,7 @@ from analysis import figures, tables
 from analysis.provenance import InputFile, RunRef, Source
 from analysis.runs import RunData, load_run
 from analysis.style import save
+from analysis.sweep import expand, sweep_figure
 from devices.errors import BadInputError
 from testbed.runstore.reader import RunReader
 from traces.profile import ProfileTable, load_profile_table
@@ -39,6 +40,7 @@ INDEX_VERSION = 1
 
 CAPTIONS = {
     "battery_life": "Battery life per strategy, in hours and in inferences; labels give the ratio to dense-max.",
+    "life_vs_accuracy": "Battery life against time-weighted accuracy per strategy (up and right is better).",
     "soc_voltage": "State of charge and terminal voltage during the discharge, per strategy.",
     "power_trace": "Power over the discharge (frequency changes dotted, pattern-set switches solid) and "
     "a zoom on the first switch with the individual inference windows.",
@@ -46,6 +48,7 @@ CAPTIONS = {
     "accuracy_vs_sparsity": "Accuracy of each pattern set against its sparsity.",
     "profile_heatmap": "Energy per inference for every pattern set and frequency level.",
     "search_reward": "Best reward found against the number of evaluations (mean over seeds, band = min to max).",
+    "sweep": "Battery life per strategy against a swept key (mean over the other keys and seeds, band = min to max).",
 }
 
 
@@ -155,14 +158,21 @@ def build_report(
     profile: Path | None = None,
     search_log: Path | None = None,
     baseline: str = "dense-max",
+    *,
+    headline: str | None = None,
+    warning: str | None = None,
+    notes: Sequence[str] = (),
 ) -> Report:
     """Write every figure and table that the given runs support, and the index; see the module docstring.
 
-    ``profile`` is a profile table CSV (default: the one the first run's configuration names).
+    ``profile`` is a profile table CSV (default: the one the first run's configuration names). ``warning`` (a
+    modelled or flagged profile) becomes the first line of ``report.md``; ``headline`` (the answer in one
+    sentence) and ``notes`` (such as the oracle's accuracy rule) follow it and go into ``report.json``.
     """
     if not run_paths:
         raise BadInputError("give at least one run")
-    runs = [load_run(p) for p in run_paths]
+    paths, sweeps = expand(run_paths)  # a `testbed sweep` directory stands for its finished cells
+    runs = [load_run(p) for p in paths]
     out = Path(out_dir)
     rep = Report(out)
     fig_dir, tab_dir = out / "figures", out / "tables"
@@ -170,19 +180,26 @@ def build_report(
     def figure(name: str, fig: Figure, source: Source) -> None:
         rep.add_figure(name, save(fig, fig_dir, name, formats), source)
 
-    def table(name: str, df: pd.DataFrame, caption: str, source: Source) -> None:
-        rep.add_table(name, tables.write_table(df, tab_dir, name, caption), source)
+    def table(name: str, df: pd.DataFrame, caption: str, source: Source, narrow: Sequence[str] | None = None) -> None:
+        rep.add_table(name, tables.write_table(df, tab_dir, name, caption, latex_columns=narrow), source)
 
     try:
         every = _from_runs(runs)
         figure("battery_life", figures.battery_life(runs, baseline), every)
+        figure("life_vs_accuracy", figures.life_vs_accuracy(runs, baseline), every)
+        for sw in sweeps:
+            cells = {c.run_dir.resolve() for c in sw.cells}
+            of_sweep = _from_runs(r for r in runs if r.path.parent.resolve() in cells)
+            for key in sw.keys:
+                figure(f"sweep-{_slug(key)}", sweep_figure(sw, key), of_sweep)
         for i, run in enumerate(runs):
             tag = _slug(run.name) if len({r.name for r in runs}) == len(runs) else f"{_slug(run.name)}-{i}"
             figure(f"soc_voltage-{tag}", figures.soc_voltage(run), _from_runs([run]))
             strategy = "rt3" if "rt3" in run.results else next(iter(run.results))
             figure(f"power_trace-{tag}", figures.power_trace(run, strategy), _from_runs([run]))
         life_caption = f"Battery life, deadline misses and accuracy per strategy (ratios against {baseline})."
-        table("battery_life", tables.battery_life_table(runs, baseline), life_caption, every)
+        narrow = [c.replace("dense_max", baseline.replace("-", "_")) for c in tables.LIFE_LATEX_COLUMNS]
+        table("battery_life", tables.battery_life_table(runs, baseline), life_caption, every, narrow)
         try:
             prof = load_profile_table(profile) if profile is not None else profile_of(runs[0])
         except BadInputError as exc:
@@ -204,8 +221,9 @@ def build_report(
             figure("search_reward", figures.search_reward(log), log_source)
         else:
             rep.skipped["search_reward"] = "no search log (pass --search-log, or run `testbed search` into the run)"
-        _write_markdown(rep, runs)
-        (out / "report.json").write_text(json.dumps(rep.index(runs), indent=2) + "\n", encoding="utf-8")
+        _write_markdown(rep, runs, [*(x for x in (warning, headline) if x), *(n for n in notes if n)])
+        index = {**rep.index(runs), "headline": headline, "warning": warning, "notes": [n for n in notes if n]}
+        (out / "report.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     finally:
         for run in runs:
             run.close()
@@ -216,9 +234,10 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text).strip("-") or "run"
 
 
-def _write_markdown(rep: Report, runs: Sequence[RunData]) -> None:
+def _write_markdown(rep: Report, runs: Sequence[RunData], preface: Sequence[str] = ()) -> None:
+    """``report.md``: ``preface`` lines first (a modelled/flagged-profile warning is the very first line)."""
     fidelity = ", ".join(dict.fromkeys(run.fidelity for run in runs))
-    lines = [f"# RT3 testbed report ({fidelity})", ""]
+    lines = [*(line for p in preface for line in (p, "")), f"# RT3 testbed report ({fidelity})", ""]
     for run in runs:
         lines.append(
             f"- run `{run.name}`: {run.mode} mode, {run.battery_model} battery, `{run.path}` "

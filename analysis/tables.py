@@ -118,11 +118,26 @@ def to_latex(df: pd.DataFrame, caption: str, label: str, digits: int = 3) -> str
     return "\n".join(lines) + "\n"
 
 
-def write_table(df: pd.DataFrame, out_dir: Path, stem: str, caption: str, digits: int = 3) -> list[Path]:
-    """Write ``stem.md``, ``stem.tex`` and ``stem.csv``; returns the paths."""
+#: The columns of the battery-life table's LaTeX version (one paper column; the CSV keeps every column).
+LIFE_LATEX_COLUMNS = ("battery", "strategy", "life_vs_dense_max", "accuracy_pct", "deadline_misses")
+
+
+def write_table(
+    df: pd.DataFrame,
+    out_dir: Path,
+    stem: str,
+    caption: str,
+    digits: int = 3,
+    latex_columns: Sequence[str] | None = None,
+) -> list[Path]:
+    """Write ``stem.md``, ``stem.tex`` and ``stem.csv``; returns the paths. ``latex_columns`` (those present)
+    narrow the LaTeX table to fit one paper column; the caption then says the CSV has them all."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md, tex, csv = out_dir / f"{stem}.md", out_dir / f"{stem}.tex", out_dir / f"{stem}.csv"
     md.write_text(to_markdown(df, digits), encoding="utf-8")
-    tex.write_text(to_latex(df, caption, f"tab:{stem}", digits), encoding="utf-8")
+    narrow = [c for c in latex_columns or () if c in df.columns]
+    if narrow:
+        caption = f"{caption} Every column: {stem}.csv."
+    tex.write_text(to_latex(df[narrow] if narrow else df, caption, f"tab:{stem}", digits), encoding="utf-8")
     df.to_csv(csv, index=False)
     return [md, tex, csv]

@@ -123,6 +123,20 @@ class Detect(_Strict):
     compatible_contains: list[str] = []
 
 
+class EmulationProfile(_Strict):
+    """How an emulated board turns host CPU time into board latency (devices/agent/emulation.py).
+
+    ``board_gflops_per_core``: double-precision GEMM-class throughput of one board core at the top
+    frequency (GFLOP/s, from ``speed_source``); ``compute_share``: the part of an inference that scales
+    with ``f_max / f`` (the rest, memory-bound, does not), from ``compute_share_source``.
+    """
+
+    board_gflops_per_core: float = Field(gt=0)
+    speed_source: str
+    compute_share: float = Field(default=0.9, ge=0, le=1)
+    compute_share_source: str = "estimate"
+
+
 class BoardProfile(_Strict):
     """Everything the testbed knows about one kind of board."""
 
@@ -140,6 +154,8 @@ class BoardProfile(_Strict):
     meters: list[str] = []
     throttle_flags: str | None = None  # "vcgencmd" on Raspberry Pi
     notes: str = ""
+    #: Emulation calibration (board speed against the host); None: the host's speed is the board's.
+    emulation: EmulationProfile | None = None
 
     @model_validator(mode="after")
     def _check(self) -> BoardProfile:

@@ -16,11 +16,18 @@ an interrupted demo resumes where it stopped):
 7. ``run``           battery-life simulation of all five strategies from the profile, bucket and ECM
 8. ``report``        figures and tables, including the search's reward curve
 
-The deadline comes from the measured profile, because the demo model is far smaller than RT3's and
-its absolute latency says nothing about a Pi: 1.1 x the p99 of the sparsest set at the lowest level,
-so that a feasible choice exists at every level. The battery is small (a bucket of 600 J, and the
-``phone-lco`` cell with its capacity scaled to 1/25) so that the discharge is minutes of device time.
-``summary.json`` records the deadline and the rule.
+After the search, its chosen sets (``search/best.rt3``) are profiled too and merged into ``profile.csv``, so rt3
+runs exactly the sets the search chose (``strategy.search_result``); the other strategies choose among all
+profiled sets.
+
+The deadline comes from the measured profile (the demo model is far smaller than RT3's, so its absolute
+latency says nothing about a Pi): :func:`testbed.experiment.deadline.derive_deadline` — met by dense-max at the
+top level and by the sparsest set at the lowest, missed by the densest set at the lowest. A request arrives
+every 1.2 x the deadline. The battery is the ``phone-lco`` cell with its capacity divided by 25, and the bucket
+holds the same open-circuit energy, so a discharge lasts minutes. ``summary.json`` records the deadline and its
+rule, the headline (:mod:`testbed.experiment.headline`), the profile's quality verdict and the oracle's rule;
+the last line printed is the headline. Each stage is announced on the terminal; the commands' own output goes
+to ``demo.log``.
 """
 
 from __future__ import annotations
@@ -73,46 +80,59 @@ def _testbed(args: Sequence[str | Path], log: Path) -> None:
         )
 
 
-def derive_deadline_ms(profile_csv: Path) -> tuple[float, str]:
-    """The demo deadline (ms) and the rule that chose it: 1.1 x p99 of the sparsest set at the lowest level."""
+def derive_deadline_ms(profile_csv: Path, levels: list[str] | None = None) -> tuple[float, str]:
+    """The demo deadline (ms) and the rule that chose it (:func:`testbed.experiment.deadline.derive_deadline`
+    over ``levels``, default the demo's policy levels); :class:`BadInputError` when no deadline exists."""
+    from testbed.experiment.deadline import derive_deadline
     from traces.profile import load_profile_table
 
     prof = load_profile_table(profile_csv)
-    sparsest, low = prof.pattern_sets[-1], prof.levels[-1]
-    p99 = prof.get(sparsest, low).latency_p99_ms
-    meets = [
-        f"{ps}@{lv}" for ps in prof.pattern_sets for lv in prof.levels if prof.get(ps, lv).latency_p99_ms <= 1.1 * p99
-    ]
-    why = f"1.1 x the p99 of {sparsest} at {low} ({p99:.3f} ms); p99 within it: {', '.join(meets)}"
-    return round(1.1 * p99, 4), why
+    d = derive_deadline(prof, levels or [lv for lv in POLICY_LEVELS if lv in prof.levels])
+    if d.deadline_ms is None:
+        raise BadInputError(f"{profile_csv}: {d.rule}")
+    return d.deadline_ms, d.rule
 
 
 def scaled_cell(out: Path, name: str = "phone-lco", factor: float = 25.0) -> Path:
     """A copy of a bundled cell with its capacity divided by ``factor`` (a demo-sized battery)."""
-    import re
+    from testbed.battery.cell import write_scaled_cell
 
-    from testbed.paths import CELLS
-
-    bundled = CELLS.path(name)
-    if bundled is None:
-        raise BadInputError(f"no bundled cell {name!r}; bundled cells: {', '.join(CELLS.names())}")
-    text = bundled.read_text(encoding="utf-8")
-    m = re.search(r"^capacity_ah = ([0-9.]+)$", text, flags=re.M)
-    if m is None:
-        raise BadInputError(f"bundled cell {name} has no capacity_ah line")
-    cap = float(m.group(1)) / factor
-    text = text.replace(m.group(0), f"capacity_ah = {cap:.6g}  # demo: {name} capacity / {factor:g}")
-    text = re.sub(r'^name = ".*"$', f'name = "{name}-demo"', text, count=1, flags=re.M)
-    path = out / f"cell-{name}-demo.toml"
-    path.write_text(f"# Written by `testbed demo`: {name} with its capacity scaled by 1/{factor:g}.\n" + text)
-    return path
+    return write_scaled_cell(name, factor, out)
 
 
-def experiment_toml(name: str, profile_csv: Path, deadline_ms: float, battery: str, cell: str = "phone-lco") -> str:
-    """The demo's experiment file: a request every 1.2 x the deadline, SoC policy 50/20 over three levels."""
+def merge_profiles(first: Path, second: Path, out: Path) -> Path:
+    """One profile table with the rows of both (same levels, distinct pattern-set names), metadata of the first
+    plus ``merged_from``; the quality fields keep the worse of the two."""
+    from traces.profile import build_table, load_profile_table
+
+    a, b = load_profile_table(first), load_profile_table(second)
+    meta = dict(a.meta)
+    for key in ("max_rel_ci", "host_load_max"):
+        vals = [float(t.meta[key]) for t in (a, b) if key in t.meta]
+        if vals:
+            meta[key] = f"{max(vals):.4g}"
+    if "ci_met" in a.meta or "ci_met" in b.meta:
+        meta["ci_met"] = str(all(t.meta.get("ci_met", "true") == "true" for t in (a, b))).lower()
+    meta["merged_from"] = f"{first.name}+{second.name}"
+    out.write_text(build_table([*a.rows.values(), *b.rows.values()], meta).to_csv(), encoding="utf-8")
+    return out
+
+
+def experiment_toml(
+    name: str,
+    profile_csv: Path,
+    deadline_ms: float,
+    battery: str,
+    cell: str = "phone-lco",
+    energy_j: float = 600.0,
+    search_result: Path | None = None,
+) -> str:
+    """The demo's experiment file: a request every 1.2 x the deadline, SoC policy 50/20 over three levels,
+    rt3 on the search's sets when ``search_result`` is given."""
     period_ms = round(1.2 * deadline_ms, 4)  # busy enough that active power matters
-    bucket = 'model = "bucket"\nenergy_j = 600.0'
+    bucket = f'model = "bucket"\nenergy_j = {energy_j:.6g}'
     battery_lines = bucket if battery == "bucket" else f'model = "ecm"\ncell = "{cell}"'
+    search = f'\n[strategy]\nsearch_result = "{search_result}"\n' if search_result is not None else ""
     return f"""# Written by `testbed demo`: all five strategies on the emulated Pi 4 profile measured by the demo.
 name = "{name}"
 mode = "sim"
@@ -131,13 +151,13 @@ deadline_ms = {deadline_ms}
 
 [battery]
 {battery_lines}
-record_interval_s = 5.0
+record_interval_s = 2.0
 
 [policy]
 kind = "soc"
 thresholds = [0.5, 0.2]
 levels = {json.dumps(POLICY_LEVELS)}
-"""
+{search}"""
 
 
 def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
@@ -146,7 +166,9 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     log = out / "demo.log"
     model = out / "model"
+    search_dir = out / "search"
     t0 = time.perf_counter()
+    profile_args: list[str | Path] = ["--emulate", "rpi4", "--window-s", "0.5", "--max-reps", "6"]
     stages = [
         Stage("train", model / "dense", ["rt3", "train", "--out", model / "dense", *MODEL_ARGS, *TRAIN_ARGS,
                                          "--no-progress"], "train the reference LM on the proxy corpus"),
@@ -156,47 +178,68 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
                                    "--no-progress"], "pattern sets of increasing sparsity"),
         Stage("export", out / "model.rt3", ["rt3", "export", model / "pp", "--out", out / "model.rt3"],
               "runtime artifact"),
-        Stage("profile", out / "profile.csv", ["profile", "--artifact", out / "model.rt3", "--emulate", "rpi4",
-                                               "--out", out / "profile.csv", "--window-s", "0.5", "--max-reps", "4"],
+        Stage("profile", out / "profile-pp.csv", ["profile", "--artifact", out / "model.rt3", "--out",
+                                                  out / "profile-pp.csv", *profile_args],
               "measure every pattern set x level on an emulated Pi 4"),
     ]  # fmt: skip
-    search_dir = out / "search"
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    total = len(stages) + 5
+    console.print(f"testbed demo into {out} (each command's output: {log})", highlight=False)
+    step = 0
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task("demo", total=len(stages) + 4)
-        for st in stages:
-            bar.update(task, description=f"{st.name}: {st.what}")
-            if not st.output.exists():
-                _testbed(st.argv, log)
-            bar.advance(task)
-        deadline_ms, why = derive_deadline_ms(out / "profile.csv")
-        bar.update(task, description=f"search: RL over pattern sets per level, {SEARCH_BUDGET} evaluations")
-        if not (search_dir / "best.json").exists():
-            search: list[str | Path] = ["search", model / "bp", "--out", search_dir, "--algo", "rl"]
-            search += ["--budget", str(SEARCH_BUDGET), "--profile", out / "profile.csv"]
-            search += ["--levels", ",".join(POLICY_LEVELS), "--deadline-ms", str(deadline_ms)]
-            if (search_dir / "run.sqlite").exists():
-                search.append("--resume")
-            _testbed(search, log)
-        bar.advance(task)
-        cell = scaled_cell(out)
-        runs = []
-        for battery in ("bucket", "ecm"):
-            bar.update(task, description=f"run: battery life of five strategies ({battery})")
-            toml = out / f"experiment-{battery}.toml"
-            toml.write_text(
-                experiment_toml(f"demo-rpi4-{battery}", out / "profile.csv", deadline_ms, battery, str(cell))
-            )
-            run_dir = out / f"run-{battery}"
+    def stage(what: str, work: Any) -> None:
+        nonlocal step
+        step += 1
+        console.print(f"[{step}/{total}] {what} …", highlight=False)
+        t = time.perf_counter()
+        work()
+        console.print(f"[{step}/{total}] done in {time.perf_counter() - t:.1f} s", highlight=False)
+
+    for st in stages:
+        stage(f"{st.name}: {st.what}", lambda st=st: None if st.output.exists() else _testbed(st.argv, log))
+    deadline_ms, why = derive_deadline_ms(out / "profile-pp.csv")
+    console.print(f"deadline {deadline_ms} ms: {why}", highlight=False)
+
+    def search() -> None:
+        if (search_dir / "best.json").exists():
+            return
+        argv: list[str | Path] = ["search", model / "bp", "--out", search_dir, "--algo", "rl"]
+        argv += ["--budget", str(SEARCH_BUDGET), "--profile", out / "profile-pp.csv"]
+        argv += ["--levels", ",".join(POLICY_LEVELS), "--deadline-ms", str(deadline_ms)]
+        if (search_dir / "run.sqlite").exists():
+            argv.append("--resume")
+        _testbed(argv, log)
+
+    stage(f"search: RL over pattern sets per level, {SEARCH_BUDGET} evaluations", search)
+    searched = out / "profile-search.csv"
+    argv: list[str | Path] = ["profile", "--artifact", search_dir / "best.rt3", "--out", searched, *profile_args]
+
+    def profile_search() -> None:
+        if not searched.exists():
+            _testbed(argv, log)
+
+    stage("profile the search's chosen sets (search/best.rt3)", profile_search)
+    merge_profiles(out / "profile-pp.csv", searched, out / "profile.csv")
+    cell = scaled_cell(out)
+    from testbed.battery.cell import load_cell
+
+    energy_j = load_cell(cell).energy_j()  # the bucket holds what the cell holds
+    runs = []
+    for battery in ("bucket", "ecm"):
+        toml = out / f"experiment-{battery}.toml"
+        toml.write_text(
+            experiment_toml(f"demo-rpi4-{battery}", out / "profile.csv", deadline_ms, battery, str(cell), energy_j,
+                            search_dir)
+        )  # fmt: skip
+        run_dir = out / f"run-{battery}"
+
+        def run(toml: Path = toml, run_dir: Path = run_dir) -> None:
             if not (run_dir / "summary.json").exists():
-                args: list[str | Path] = ["run", toml, "--resume" if run_dir.exists() else "--out", run_dir]
-                _testbed(args, log)
-            runs.append(run_dir)
-            bar.advance(task)
-        bar.update(task, description="report: figures and tables")
-        _testbed(["report", *runs, "--out", out, "--format", "pdf,png", "--search-log", search_dir], log)
-        bar.advance(task)
+                _testbed(["run", toml, "--resume" if run_dir.exists() else "--out", run_dir], log)
+
+        stage(f"run: battery life of five strategies ({battery})", run)
+        runs.append(run_dir)
+    report: list[str | Path] = ["report", *runs, "--out", out, "--format", "pdf,png", "--search-log", search_dir]
+    stage("report: figures and tables", lambda: _testbed(report, log))
     summary = _summary(out, runs, deadline_ms, why, time.perf_counter() - t0)
     best = json.loads((search_dir / "best.json").read_text(encoding="utf-8"))
     summary["search"] = {"algo": "rl", "budget": SEARCH_BUDGET, "best": best}
@@ -205,29 +248,51 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
 
 
 def _summary(out: Path, runs: list[Path], deadline_ms: float, why: str, wall_s: float) -> dict[str, Any]:
+    from testbed.experiment.headline import headline
+    from testbed.experiment.quality import assess
+    from testbed.experiment.strategy import oracle_rule
     from testbed.runstore.reader import RunReader
     from testbed.runstore.results import StrategyResult
+    from traces.profile import load_profile_table
 
     per_run: dict[str, Any] = {}
+    results: list[tuple[str, dict[str, StrategyResult]]] = []
+    rt3_sets: dict[str, Any] = {}
     for run_dir in runs:
         with RunReader.open(run_dir) as run:
             model = str((run.config.get("battery") or {}).get("model") or "?")
+            res = {s: r for s, r in run.results().items() if isinstance(r, StrategyResult)}
+            results.append((model, res))
             per_run[model] = {
                 s: {
                     "life_h": r.life_h,
+                    "life_min": r.life_s / 60.0,
                     "inferences": r.inferences,
                     "deadline_misses": r.deadline_misses,
                     "accuracy": r.accuracy_time_weighted,
+                    "sets_s": r.time_at_set_s,
                 }
-                for s, r in run.results().items()
-                if isinstance(r, StrategyResult)
+                for s, r in res.items()
             }
     if "bucket" not in per_run:
         raise BadInputError(f"{out}: the bucket run is missing")
+    table = load_profile_table(out / "profile.csv")
+    quality = assess(table)
+    dense, top = table.pattern_sets[0], POLICY_LEVELS[0]
+    from testbed.experiment.assemble import strategy_settings
+    from testbed.experiment.config import load_experiment
+
+    cfg = load_experiment(out / "experiment-bucket.toml")
+    rt3_sets = dict(strategy_settings(cfg, table).rt3_sets)
     return {
+        "headline": headline(results, quality),
         "board": "rpi4 (emulated)",
+        "profile_quality": quality.to_dict(),
         "deadline_ms": deadline_ms,
         "deadline_rule": why,
+        "baseline": f"dense-max: {dense} ({table.get(dense, top).sparsity:.0%} sparse, BP only) at {top}",
+        "rt3_sets": rt3_sets,
+        "oracle_rule": oracle_rule(cfg.strategy),
         "strategies": per_run["bucket"],
         "by_battery_model": per_run,
         "figures": str(out / "figures"),

@@ -181,6 +181,12 @@ def parse_cell(text: str, path: str, default_name: str = "cell") -> Cell:
         volts.append(v)
     if socs[0] != 0.0 or socs[-1] != 1.0:
         raise ParseError(path, ocv_line, f"ocv must span soc 0 to 1, spans {socs[0]} to {socs[-1]}")
+    if max(volts) <= v_cut:
+        raise ParseError(
+            path,
+            ocv_line,
+            f"ocv tops out at {max(volts)} V, not above v_cutoff_v ({v_cut} V): the cell could never run",
+        )
     rc_raw = data.get("rc", [])
     if not isinstance(rc_raw, list) or len(rc_raw) > MAX_RC:
         raise ParseError(path, _line_of(text, "[[rc]]"), f"rc must be 0 to {MAX_RC} [[rc]] tables")
@@ -234,3 +240,29 @@ def load_cell(name_or_path: str | os.PathLike[str]) -> Cell:
             f"unknown cell {text_name!r}; bundled cells: {', '.join(bundled_cells()) or 'none'} (or pass a TOML path)"
         )
     return parse_cell(res.read_text(encoding="utf-8"), f"<bundled>/cell-{text_name}.toml", default_name=text_name)
+
+
+def write_scaled_cell(name: str, factor: float, out_dir: Path) -> Path:
+    """Write ``out_dir/cell-<name>-scaled.toml``: the bundled cell ``name`` (or a cell TOML path) with its
+    capacity divided by ``factor`` (a small battery for demos and reproductions; resistances unchanged).
+
+    Raises :class:`BadInputError` for an unknown cell, a factor ≤ 0, or a cell file without ``capacity_ah``.
+    """
+    if not factor > 0:
+        raise BadInputError(f"cell scale factor must be > 0, got {factor}")
+    bundled = CELLS.path(name)
+    if bundled is None and Path(name).is_file():
+        bundled, name = Path(name), Path(name).stem.removeprefix("cell-")
+    if bundled is None:
+        raise BadInputError(f"no bundled cell {name!r}; bundled cells: {', '.join(bundled_cells())}")
+    text = bundled.read_text(encoding="utf-8")
+    m = re.search(r"^capacity_ah = ([0-9.]+)$", text, flags=re.M)
+    if m is None:
+        raise BadInputError(f"bundled cell {name} has no capacity_ah line")
+    cap = float(m.group(1)) / factor
+    text = text.replace(m.group(0), f"capacity_ah = {cap:.6g}  # {name} capacity / {factor:g}")
+    text = re.sub(r'^name = ".*"$', f'name = "{name}-scaled"', text, count=1, flags=re.M)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"cell-{name}-scaled.toml"
+    path.write_text(f"# {name} with its capacity scaled by 1/{factor:g} (written by the testbed).\n" + text)
+    return path

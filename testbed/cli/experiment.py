@@ -6,6 +6,7 @@ happen inside the commands.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +23,7 @@ def run_cmd(
     experiment: Annotated[Path, typer.Argument(help="Experiment TOML file.")],
     out: Annotated[Path | None, typer.Option("--out", help="Run directory (default runs/<name>-<time>).")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this directory.")] = None,
+    live: Annotated[bool, typer.Option("--live", help="Show the live view of `testbed watch` while it runs.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Run an experiment (sim or hil) for every strategy it names; resumable with --resume."""
@@ -41,7 +43,7 @@ def run_cmd(
         TextColumn("{task.percentage:>5.1f}% of the battery"),
         TimeElapsedColumn(),
         console=console,
-        disable=json_out,
+        disable=json_out or live,
         transient=False,
     ) as bar:
         tasks: dict[str, TaskID] = {}
@@ -57,12 +59,19 @@ def run_cmd(
                 last[0] = now
                 bar.update(tasks[strategy], completed=frac)
 
-        results = run_experiment(cfg, out, resume, progress, on_start)
+        from testbed.cli.watch import live_view
+
+        watched = resume if resume is not None else out
+        with live_view(watched) if live and watched is not None and not json_out else contextlib.nullcontext():
+            results = run_experiment(cfg, out, resume, progress, on_start)
         for t in tasks.values():
             bar.update(t, completed=1.0)
     run_dir = resume if resume is not None else out
+    from testbed.experiment.runner import answer
+
+    said = answer(cfg, results)
     if json_out:
-        print_json({"run": str(run_dir), "results": {s: r.to_dict() for s, r in results.items()}})
+        print_json({"run": str(run_dir), "results": {s: r.to_dict() for s, r in results.items()}, **said})
         return
     from rich.table import Table
 
@@ -75,7 +84,9 @@ def run_cmd(
             f"{r.accuracy_time_weighted:.4f}", str(r.switches), r.end_reason,
         )  # fmt: skip
     console.print(table)
+    console.print(said["oracle_rule"], highlight=False)
     console.print(f"run store: {run_dir}")
+    console.print(f"[bold]{said['headline']}[/bold]", highlight=False)
 
 
 @runs_app.command("list")
@@ -93,11 +104,14 @@ def runs_list(
     if not runs:
         console.print(f"no runs below {directory}")
         return
+    rows = [("run", "created (UTC)", "fidelity", "name", "state", "uuid")]
     for r in runs:
         state = "complete" if r["complete"] else f"incomplete ({len(r['finished'])}/{len(r['strategies'])})"
-        console.print(
-            f"{r['run']}  {r['created']}  {r['fidelity']}  {r['name']}  {state}  {r['uuid']}", highlight=False
-        )
+        rows.append((str(r["run"]), str(r["created"]), str(r["fidelity"]), str(r["name"]), state, str(r["uuid"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        console.print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), highlight=False,
+                      soft_wrap=True)  # fmt: skip
 
 
 def export_cmd(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from devices.errors import BadInputError
-from testbed.cli.common import JsonOpt, console, print_json
+from testbed.cli.common import JsonOpt, StepProgress, console, plural, print_json
 
 if TYPE_CHECKING:
     from testbed.agent.pool import PooledAgent
@@ -91,22 +91,31 @@ def profile_cmd(
     )  # fmt: skip
     from testbed.agent.loading import load_on_agent
 
+    say = _say(json_out)
+    if emulate is not None:
+        say(f"starting an emulated {emulate} agent …")
     with agent_session(agent, token_file, emulate) as board:
+        say(f"loading {artifact} on the agent …")
         loaded = load_on_agent(board.agent, artifact, board.local)
         names = [ps["name"] for ps in loaded["pattern_sets"]]
-        say = _say(json_out)
+        n_levels = len(opts.levels) if opts.levels else len(board.agent.info().get("levels", []))
+        steps = StepProgress(n_levels * len(opts.pattern_sets or names), quiet=json_out)
         table = profile_through_agent(
             board.agent, loaded["model_id"], names, artifact_metadata(artifact), opts,
-            progress=lambda lv, ps: say(f"measuring {ps} at {lv}"),
+            progress=lambda lv, ps: steps.step(f"measuring {ps} at {lv}"),
         )  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table.to_csv())
+    from testbed.experiment.quality import assess
+
     rows = [r.__dict__ for r in table.rows.values()]
+    quality = assess(table)
     if json_out:
-        print_json({"out": str(out), "meta": table.meta, "rows": rows})
+        print_json({"out": str(out), "meta": table.meta, "quality": quality.to_dict(), "rows": rows})
     else:
         flagged = sum(r["throttled"] for r in rows)
-        console.print(f"wrote {out}: {len(rows)} rows, {flagged} flagged throttled")
+        console.print(f"wrote {out}: {plural(len(rows), 'row')}, {flagged} flagged throttled")
+        console.print(f"profile quality: {quality.verdict()} ({quality.provenance()})", highlight=False)
 
 
 def _say(quiet: bool) -> Callable[[str], None]:

@@ -37,7 +37,11 @@ def report(
     from testbed.paths import profile_table_path
 
     table = profile_table_path(profile) if profile is not None else None
-    rep = build_report(runs, out, parse_formats(formats), table, search_log, baseline)
+    fmts = parse_formats(formats)
+    if baseline != "dense-max":
+        _check_baseline(runs, baseline)  # a strategy none of the runs has: one line, nothing written
+    headline, warning, rule = _answer(runs, table, baseline)
+    rep = build_report(runs, out, fmts, table, search_log, baseline, headline=headline, warning=warning, notes=[rule])
     if json_out:
         print_json(rep.to_dict())
         return
@@ -47,3 +51,51 @@ def report(
     for name, why in rep.skipped.items():
         console.print(f"skipped {name}: {why}", highlight=False)
     console.print(f"index: {out / 'report.md'} (machine-readable: {out / 'report.json'})", highlight=False)
+    if headline:
+        console.print(headline, highlight=False)
+
+
+def _answer(runs: list[Path], table: Path | None, baseline: str) -> tuple[str | None, str | None, str]:
+    """The runs' headline (:mod:`testbed.experiment.headline`), the report's first-line warning for a modelled
+    or flagged profile, and the oracle's accuracy rule; no headline when a run is not an experiment run."""
+    from analysis.sweep import expand
+    from devices.errors import BadInputError
+    from testbed.experiment.config import ExperimentConfig
+    from testbed.experiment.headline import headline, warning_line
+    from testbed.experiment.quality import assess
+    from testbed.experiment.strategy import oracle_rule
+    from testbed.runstore.reader import RunReader
+    from testbed.runstore.results import StrategyResult
+    from traces.profile import load_profile_table
+
+    per_run = []
+    cfg: ExperimentConfig | None = None
+    for path in expand(runs)[0]:  # a sweep directory stands for its finished cells
+        with RunReader.open(path) as reader:
+            res = {s: r for s, r in reader.results().items() if isinstance(r, StrategyResult)}
+            if cfg is None:
+                cfg = ExperimentConfig.model_validate(reader.config)
+                table = table or reader.profile_table_path()
+            per_run.append((str((reader.config.get("battery") or {}).get("model") or "?"), res))
+    try:
+        quality = assess(load_profile_table(table)) if table is not None else None
+    except BadInputError:
+        quality = None
+    rule = oracle_rule(cfg.strategy) if cfg is not None else ""
+    if not any(per_run_results for _, per_run_results in per_run):
+        return None, warning_line(quality), rule
+    return headline(per_run, quality, baseline), warning_line(quality), rule
+
+
+def _check_baseline(runs: list[Path], baseline: str) -> None:
+    """:class:`BadInputError` unless ``baseline`` is a strategy that one of the runs finished."""
+    from analysis.sweep import expand
+    from devices.errors import BadInputError
+    from testbed.runstore.reader import RunReader
+
+    known: set[str] = set()
+    for path in expand(runs)[0]:
+        with RunReader.open(path) as reader:
+            known.update(reader.finished_units())
+    if baseline not in known:
+        raise BadInputError(f"--baseline {baseline!r}: no run has that strategy; they have {', '.join(sorted(known))}")

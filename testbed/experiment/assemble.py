@@ -19,8 +19,9 @@ from typing import Any
 from testbed.battery import registry
 from testbed.battery.cell import load_cell
 from testbed.battery.model import BatteryModel, BatteryParams
-from testbed.experiment.config import ExperimentConfig
+from testbed.experiment.config import ExperimentConfig, StrategyCfg
 from testbed.experiment.policy import Policy, make_policy
+from testbed.experiment.search_sets import rt3_sets_from_search
 from testbed.experiment.simulate import Arrivals, Simulation, read_request_trace
 from testbed.experiment.strategy import Plan, make_plan
 from testbed.runstore.store import RunStore
@@ -63,6 +64,15 @@ def load_table(cfg: ExperimentConfig) -> ProfileTable:
     return load_profile_table(cfg.profile.table)
 
 
+def strategy_settings(cfg: ExperimentConfig, table: ProfileTable) -> StrategyCfg:
+    """The ``[strategy]`` settings with ``search_result`` turned into rt3's sets on ``table``
+    (:func:`~testbed.experiment.search_sets.rt3_sets_from_search`)."""
+    s = cfg.strategy
+    if s.search_result is None:
+        return s
+    return s.model_copy(update={"rt3_sets": rt3_sets_from_search(s.search_result, table), "search_result": None})
+
+
 @dataclass(frozen=True)
 class StrategyParts:
     """What one strategy's run is made of (the battery is new, full at ``battery.soc0``)."""
@@ -78,7 +88,12 @@ def strategy_parts(cfg: ExperimentConfig, strategy: str, table: ProfileTable, ar
     ``arrivals``."""
     policy = make_policy(cfg.policy, table)
     plan = make_plan(
-        strategy, table, policy.levels_used(), cfg.requests.deadline_ms, arrivals.mean_period_s(), cfg.strategy
+        strategy,
+        table,
+        policy.levels_used(),
+        cfg.requests.deadline_ms,
+        arrivals.mean_period_s(),
+        strategy_settings(cfg, table),
     )
     return StrategyParts(policy, arrivals, plan, make_battery(cfg))
 

@@ -42,6 +42,7 @@
     [strategy]
     static_set = "ps62"               # static-sparse (default: densest set meeting the deadline everywhere)
     rt3_sets = { f1500 = "dense" }    # rt3 (default: densest set meeting the deadline at each level)
+    # search_result = "search/"       # or: exactly the sets a `testbed search` chose (matched by sparsity)
     switch_ms = 45.0                  # time one pattern-set switch costs, at active power
     min_accuracy = 0.9                # oracle (default: the accuracy rt3 has at the policy's level)
 
@@ -82,6 +83,15 @@ class BoardCfg(_Strict):
     profile: str = "rpi4"
     agents: list[str] = Field(default_factory=list)
     token_file: str | None = None
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, name: str) -> str:
+        from devices.board_profile import available_profiles
+
+        if not name.endswith(".toml") and name not in available_profiles():
+            raise ValueError(f"unknown board profile {name!r}; bundled: {', '.join(available_profiles())}")
+        return name
 
 
 class ProfileCfg(_Strict):
@@ -157,8 +167,15 @@ class PolicyCfg(_Strict):
 class StrategyCfg(_Strict):
     static_set: str | None = None
     rt3_sets: dict[str, str] = Field(default_factory=dict)
+    search_result: str | None = None  # a `testbed search` output: rt3 runs exactly the sets it chose
     switch_ms: float = Field(default=45.0, ge=0)
     min_accuracy: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_rt3_source(self) -> StrategyCfg:
+        if self.rt3_sets and self.search_result is not None:
+            raise ValueError("give rt3_sets or search_result, not both")
+        return self
 
 
 class HilCfg(_Strict):
@@ -217,6 +234,7 @@ PATH_FIELDS: tuple[tuple[str, str, BundledKind | None], ...] = (
     ("requests", "trace", None),
     ("battery", "cell", CELLS),
     ("policy", "trace", None),
+    ("strategy", "search_result", None),
 )
 
 

@@ -39,9 +39,9 @@ from typing import Any
 from devices.errors import BadInputError, HardwareError
 from devices.meters.empty import has_energy
 from testbed.agent.api import AgentAPI, AgentInfo, Measurement
-from testbed.agent.client import read_token
+from testbed.agent.client import CONTROLLER_LEASE_TTL_S, read_token, run_lease_key
 from testbed.agent.loading import load_on_agent
-from testbed.agent.pool import AgentPool, PooledAgent
+from testbed.agent.pool import AgentEndpoint, AgentPool, PooledAgent
 from testbed.experiment.assemble import (
     StrategyParts,
     build_simulation,
@@ -236,10 +236,18 @@ def _load(pa: PooledAgent, cfg: ExperimentConfig) -> tuple[str, list[str]]:
     return loaded["model_id"], [p["name"] for p in loaded["pattern_sets"]]
 
 
-def _pool(cfg: ExperimentConfig) -> AgentPool:
+def _pool(
+    cfg: ExperimentConfig, connect: Callable[[AgentEndpoint], AgentAPI] | None = None, run_dir: Path | None = None
+) -> AgentPool:
     token_file = cfg.board.token_file
     token = read_token(Path(token_file) if token_file else None)
-    return AgentPool.from_urls(cfg.board.agents, token, f"testbed-run-{cfg.name}")
+    if connect is not None:  # a board farm's connector: the farm holds the leases (testbed.distributed.farm)
+        endpoints = [AgentEndpoint(u, token) for u in cfg.board.agents]
+        return AgentPool(endpoints, f"testbed-run-{cfg.name}", connect=connect)
+    # the run's own key: a killed controller's --resume takes its lease back; a short TTL ends it otherwise
+    key = run_lease_key(token, run_dir)
+    endpoints = [AgentEndpoint(u, token, resume_key=key) for u in cfg.board.agents]
+    return AgentPool(endpoints, f"testbed-run-{cfg.name}", ttl_s=CONTROLLER_LEASE_TTL_S)
 
 
 def run_hil(
@@ -248,14 +256,17 @@ def run_hil(
     resume_dir: Path | None,
     progress: ProgressFn | None = None,
     on_start: Callable[[str], None] | None = None,
+    connect: Callable[[AgentEndpoint], AgentAPI] | None = None,
 ) -> dict[str, StrategyResult]:
-    """Run every strategy of ``cfg`` through its agents (see the module text); results per strategy."""
+    """Run every strategy of ``cfg`` through its agents (see the module text); results per strategy.
+
+    ``connect`` replaces the pool's HTTP connector (a board farm passes the agents it already holds)."""
     table = load_table(cfg)
     measured: ProfileTable | None = None
     validation: Validation = {}
     run: RunExecutor | None = None
     try:
-        with _pool(cfg) as pool:
+        with _pool(cfg, connect, out_dir or resume_dir) as pool:
             first = pool.first()
             info = first.agent.info()
             model_id, names = _load(first, cfg)

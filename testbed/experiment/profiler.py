@@ -7,9 +7,20 @@ after ``warmup`` inferences. Repetitions continue until the 95 % confidence half
 the mean energy per inference and of the mean latency are both within ``rel_ci`` of their means, or
 ``max_reps`` is reached (at least ``min_reps``). Latency percentiles come from all repetitions'
 latencies pooled. Idle power at a level comes from one more window at a low duty cycle
-(``idle_duty``): ``P_idle = (E_window − n·e_active) / (T_window − busy_s)``. A row is flagged
+(``idle_duty``, at least 2 s long): ``P_idle = (E_window − n·e_active) / (T_window − busy_s)``. A row is flagged
 ``throttled`` when any of its windows saw throttling or a frequency change (the agent's
 ``throttled_during`` / ``frequency_changed_during``).
+
+After every level is measured, cells that break monotonicity in frequency (a faster level slower, or
+drawing less power: :func:`testbed.experiment.quality.monotonicity_violations`) are measured again, up to
+``remeasure_rounds`` times, their new repetitions pooled with the old. The host's 1-minute load average per
+core is read around every window; the table's metadata records the highest, the worst confidence
+half-width reached and whether every cell met the target, so :func:`testbed.experiment.quality.assess`
+gives the table a verdict (monotone, CI met, load, throttling) that travels with it.
+
+On an emulated board (the agent reports ``emulated_slowdown``) the latencies are the agent's CPU-time
+based board latencies; the energy per inference is the window's mean power times the mean latency, so
+a late wake-up on a busy host (which the modelled meter sees as busy time) does not add to it.
 
 Sparsity and accuracy per pattern set come from the artifact's manifest (``.rt3`` or a directory with
 ``manifest.json``); where the manifest lacks them they are 0 and the table's metadata says so.
@@ -22,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import zipfile
 from collections.abc import Callable
@@ -33,6 +45,7 @@ from devices.errors import BadInputError
 from devices.meters.empty import require_energy
 from devices.stats import percentile
 from testbed.agent.api import AgentAPI, Measurement
+from testbed.experiment.quality import monotonicity_violations
 from traces.profile import ProfileRow, ProfileTable, build_table
 
 #: Two-sided 95 % Student t quantiles by degrees of freedom (1…30); 1.96 beyond.
@@ -63,9 +76,53 @@ class ProfileOptions:
     min_reps: int = 3
     max_reps: int = 10
     rel_ci: float = 0.05
-    idle_duty: float = 0.1
+    idle_duty: float = 0.05
     levels: tuple[str, ...] | None = None
     pattern_sets: tuple[str, ...] | None = None
+    remeasure_rounds: int = 2
+
+
+def host_load_per_core() -> float:
+    """This host's 1-minute load average divided by its CPU count (0 where the OS has no load average)."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:  # pragma: no cover - platforms without getloadavg
+        return 0.0
+
+
+@dataclass
+class Cell:
+    """Every repetition measured so far for one (level, pattern set)."""
+
+    energies: list[float]
+    means_ms: list[float]
+    powers: list[float]
+    peaks: list[float]
+    latencies: list[float]
+    throttled: bool = False
+    temp_c: float = 0.0
+    load_max: float = 0.0
+
+    @property
+    def reps(self) -> int:
+        return len(self.energies)
+
+    def rel_ci(self) -> float:
+        return max(rel_half_width(self.energies), rel_half_width(self.means_ms))
+
+    def stats(self) -> dict[str, float]:
+        ordered = sorted(self.latencies)
+        return {
+            "latency_p50_ms": percentile(ordered, 50),
+            "latency_p90_ms": percentile(ordered, 90),
+            "latency_p99_ms": percentile(ordered, 99),
+            "latency_mean_ms": statistics.fmean(self.latencies),
+            "energy_per_inference_j": statistics.fmean(self.energies),
+            "mean_power_w": statistics.fmean(self.powers),
+            "peak_power_w": max(self.peaks),
+            "energy_rel_ci": rel_half_width(self.energies),
+            "temp_c_max": self.temp_c,
+        }
 
 
 def artifact_metadata(path: Path) -> dict[str, dict[str, float]]:
@@ -102,49 +159,37 @@ def _temp_c(m: Measurement) -> float:
 
 
 def measure_cell(
-    client: AgentAPI, model_id: str, level: str, pattern_set: str, opts: ProfileOptions
-) -> tuple[dict[str, float], int, bool]:
-    """Measure one (level, pattern set) to the confidence target; returns stats, repetitions, throttled."""
+    client: AgentAPI, model_id: str, level: str, pattern_set: str, opts: ProfileOptions, cell: Cell | None = None
+) -> Cell:
+    """Measure one (level, pattern set) to the confidence target, adding to ``cell`` when given (a re-measure
+    pools its repetitions with the earlier ones)."""
     pilot = client.measure(model_id, inferences=5, warmup=opts.warmup, level=level, pattern_set=pattern_set)
     lat_ms = max(pilot["latency"]["mean_ms"], 1e-3)
     n = max(10, min(100_000, math.ceil(opts.window_s * 1000.0 / lat_ms)))
-    energies: list[float] = []
-    means_ms: list[float] = []
-    powers: list[float] = []
-    peaks: list[float] = []
-    latencies: list[float] = []
-    throttled = False
-    temp_c = 0.0
-    reps = 0
-    while reps < opts.max_reps:
+    c = cell if cell is not None else Cell([], [], [], [], [])
+    new = 0
+    while new < opts.max_reps:
+        c.load_max = max(c.load_max, host_load_per_core())
         m = client.measure(model_id, inferences=n, warmup=opts.warmup, level=level, pattern_set=pattern_set)
-        reps += 1
-        throttled |= _throttled(m)
-        temp_c = max(temp_c, _temp_c(m))
+        new += 1
+        c.load_max = max(c.load_max, host_load_per_core())
+        c.throttled |= _throttled(m)
+        c.temp_c = max(c.temp_c, _temp_c(m))
         e = require_energy(m.get("energy"), "profile energy")
         per_inference_j = m.get("energy_per_inference_j")
         if per_inference_j is None:  # not reached: a window with energy has a per-inference share
             raise BadInputError("the agent has no power meter: cannot profile energy")
-        energies.append(float(per_inference_j))
-        means_ms.append(float(m["latency"]["mean_ms"]))
-        powers.append(float(e["mean_power_w"]))
-        peaks.append(float(e["peak_power_w"]))
-        latencies.extend(float(x) for x in m["latencies_ms"])
-        if reps >= opts.min_reps and max(rel_half_width(energies), rel_half_width(means_ms)) <= opts.rel_ci:
+        mean_ms = float(m["latency"]["mean_ms"])
+        if m.get("emulated_slowdown") is not None:  # emulated: power x CPU-time latency (see the module text)
+            per_inference_j = float(e["mean_power_w"]) * mean_ms / 1000.0
+        c.energies.append(float(per_inference_j))
+        c.means_ms.append(mean_ms)
+        c.powers.append(float(e["mean_power_w"]))
+        c.peaks.append(float(e["peak_power_w"]))
+        c.latencies.extend(float(x) for x in m["latencies_ms"])
+        if new >= opts.min_reps and c.rel_ci() <= opts.rel_ci:
             break
-    ordered = sorted(latencies)
-    stats = {
-        "latency_p50_ms": percentile(ordered, 50),
-        "latency_p90_ms": percentile(ordered, 90),
-        "latency_p99_ms": percentile(ordered, 99),
-        "latency_mean_ms": statistics.fmean(latencies),
-        "energy_per_inference_j": statistics.fmean(energies),
-        "mean_power_w": statistics.fmean(powers),
-        "peak_power_w": max(peaks),
-        "energy_rel_ci": rel_half_width(energies),
-        "temp_c_max": temp_c,
-    }
-    return stats, reps, throttled
+    return c
 
 
 def measure_idle(
@@ -153,7 +198,8 @@ def measure_idle(
     """Idle power at ``level`` from a low-duty window (see the module text); returns (W, throttled)."""
     lat_ms = active["latency_mean_ms"]
     period_ms = lat_ms / opts.idle_duty
-    n = max(5, math.ceil(opts.window_s * 1000.0 / period_ms))
+    idle_window_s = max(4.0 * opts.window_s, 2.0)  # long: the meter's samples at the window edges matter less
+    n = max(5, math.ceil(idle_window_s * 1000.0 / period_ms))
     m = client.measure(
         model_id, inferences=n, warmup=opts.warmup, level=level, pattern_set=pattern_set, period_ms=period_ms
     )
@@ -190,34 +236,70 @@ def profile_through_agent(
     unknown = sorted(set(sets) - set(pattern_sets))
     if unknown:
         raise BadInputError(f"unknown pattern set(s) {', '.join(unknown)}; the artifact has {', '.join(pattern_sets)}")
-    rows: list[ProfileRow] = []
-    for level, freq in levels:
-        cells: dict[str, tuple[dict[str, float], int, bool]] = {}
+    cells: dict[tuple[str, str], Cell] = {}
+    idle: dict[str, tuple[float, bool]] = {}
+
+    def measure_level(level: str) -> None:
         for ps in sets:
             if progress is not None:
                 progress(level, ps)
-            cells[ps] = measure_cell(client, model_id, level, ps, opts)
-        idle_w, idle_thr = measure_idle(client, model_id, level, sets[0], cells[sets[0]][0], opts)
-        for ps in sets:
-            stats, reps, thr = cells[ps]
-            md = meta.get(ps, {})
-            rows.append(
-                ProfileRow(
-                    pattern_set=ps, level=level, freq_khz=freq, sparsity=md.get("sparsity", 0.0),
-                    accuracy=md.get("accuracy", 0.0), latency_p50_ms=stats["latency_p50_ms"],
-                    latency_p90_ms=stats["latency_p90_ms"], latency_p99_ms=stats["latency_p99_ms"],
-                    energy_per_inference_j=stats["energy_per_inference_j"], mean_power_w=stats["mean_power_w"],
-                    peak_power_w=stats["peak_power_w"], idle_power_w=idle_w, throttled=int(thr or idle_thr),
-                    repetitions=reps, temp_c_max=stats["temp_c_max"],
-                )
-            )  # fmt: skip
+            cells[(level, ps)] = measure_cell(client, model_id, level, ps, opts, cells.get((level, ps)))
+        idle[level] = measure_idle(client, model_id, level, sets[0], cells[(level, sets[0])].stats(), opts)
+
+    for level, _ in levels:
+        measure_level(level)
+    freq_of = dict(levels)
+    remeasured: list[str] = []
+    for _ in range(opts.remeasure_rounds):
+        bad = monotonicity_violations(_table(cells, idle, sets, freq_of, meta, {}))
+        again = sorted({lv for _, pair, _ in bad for lv in pair.split("→")}, key=lambda lv: -freq_of[lv])
+        if not again:
+            break
+        for level in again:
+            if progress is not None:
+                progress(level, "(re-measure: not monotone)")
+            measure_level(level)
+        remeasured += again
     table_meta = {
         "board": str(info.get("profile") or info.get("board") or "unknown"),
         "source": "measured through the device agent" + (" (emulated board)" if info.get("emulated") else ""),
         "meter": str((info.get("meter") or {}).get("uri", "unknown")),
         "rel_ci": f"{opts.rel_ci:g}",
         "max_reps": str(opts.max_reps),
+        "max_rel_ci": f"{max(c.rel_ci() for c in cells.values()):.4g}",
+        "ci_met": str(all(c.rel_ci() <= opts.rel_ci for c in cells.values())).lower(),
+        "host_load_max": f"{max(c.load_max for c in cells.values()):.3f}",
+        "remeasured": ",".join(remeasured) or "none",
     }
     if any("accuracy" not in meta.get(ps, {}) for ps in sets):
         table_meta["accuracy"] = "unknown for some pattern sets (0 written)"
+    return _table(cells, idle, sets, freq_of, meta, table_meta)
+
+
+def _table(
+    cells: dict[tuple[str, str], Cell],
+    idle: dict[str, tuple[float, bool]],
+    sets: list[str],
+    freq_of: dict[str, int],
+    meta: dict[str, dict[str, float]],
+    table_meta: dict[str, str],
+) -> ProfileTable:
+    """The profile table of the cells measured so far (levels in measured order)."""
+    rows: list[ProfileRow] = []
+    for level in idle:
+        idle_w, idle_thr = idle[level]
+        for ps in sets:
+            c = cells[(level, ps)]
+            stats = c.stats()
+            md = meta.get(ps, {})
+            rows.append(
+                ProfileRow(
+                    pattern_set=ps, level=level, freq_khz=freq_of[level], sparsity=md.get("sparsity", 0.0),
+                    accuracy=md.get("accuracy", 0.0), latency_p50_ms=stats["latency_p50_ms"],
+                    latency_p90_ms=stats["latency_p90_ms"], latency_p99_ms=stats["latency_p99_ms"],
+                    energy_per_inference_j=stats["energy_per_inference_j"], mean_power_w=stats["mean_power_w"],
+                    peak_power_w=stats["peak_power_w"], idle_power_w=idle_w, throttled=int(c.throttled or idle_thr),
+                    repetitions=c.reps, temp_c_max=stats["temp_c_max"],
+                )
+            )  # fmt: skip
     return build_table(rows, table_meta)

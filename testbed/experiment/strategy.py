@@ -8,7 +8,9 @@
   the deadline at that level (the sparsest if none does);
 - ``oracle`` — at each moment the (level, set) pair with the least energy per request period among
   those meeting the deadline with accuracy ≥ ``strategy.min_accuracy`` (default: rt3's accuracy at
-  the policy's level), idle power for the rest of the period included.
+  the policy's level), idle power for the rest of the period included. rt3's own pair at that level is
+  always a candidate, so the oracle never spends more per period than rt3: an upper bound on rt3's life
+  by construction, at the accuracy rule :func:`oracle_rule` states (every output carries it).
 
 A :class:`Plan` maps each policy level to a choice once, so the simulator's inner loop is a lookup.
 Strategies are registered by name (:func:`register_strategy`): a new strategy is one planner function and one
@@ -129,22 +131,36 @@ def _rt3(req: PlanRequest) -> Plan:
     )
 
 
+def oracle_rule(settings: StrategySettings) -> str:
+    """The oracle's accuracy rule in words (stated in every output that shows the oracle)."""
+    if settings.min_accuracy is not None:
+        return (
+            "oracle: least energy per request among (level, set) pairs meeting the deadline at accuracy ≥ "
+            f"{settings.min_accuracy:g} (strategy.min_accuracy), rt3's own pair a candidate when it meets that"
+        )
+    return (
+        "oracle: least energy per request among (level, set) pairs meeting the deadline at accuracy ≥ rt3's at "
+        "the same policy level, rt3's own pair always a candidate (an upper bound on rt3 at rt3's accuracy)"
+    )
+
+
 @register_strategy("oracle", "least energy per period among pairs meeting the deadline and the accuracy floor")
 def _oracle(req: PlanRequest) -> Plan:
     table, cfg, deadline_ms = req.table, req.settings, req.deadline_ms
     choice: dict[str, tuple[str, str]] = {}
     for lv in req.policy_levels:
-        floor = cfg.min_accuracy
-        if floor is None:
-            floor = table.accuracy(rt3_set(table, lv, deadline_ms, cfg))
+        own = rt3_set(table, lv, deadline_ms, cfg)
+        floor = cfg.min_accuracy if cfg.min_accuracy is not None else table.accuracy(own)
         options = [
             (period_energy_j(table, ps, cand, req.period_s), cand, ps)
             for cand in table.levels
             for ps in table.pattern_sets
             if _meets(table, ps, cand, deadline_ms) and table.accuracy(ps) >= floor - 1e-12
         ]
+        if table.accuracy(own) >= floor - 1e-12:  # rt3's own pair: never more energy per request than rt3
+            options.append((period_energy_j(table, own, lv, req.period_s), lv, own))
         if not options:  # nothing feasible: fall back to what rt3 does
-            choice[lv] = (lv, rt3_set(table, lv, deadline_ms, cfg))
+            choice[lv] = (lv, own)
         else:
             _, best_lv, best_ps = min(options)
             choice[lv] = (best_lv, best_ps)

@@ -183,3 +183,21 @@ def test_a_search_run_as_search_log_is_indexed_by_its_run_id(runs, tmp_path):
         ]
     with pytest.raises(BadInputError, match="a search run, not an experiment run"):
         load_run(tmp_path / "search")
+
+
+def test_report_from_a_modelled_profile_says_so_first_and_gives_the_headline(runs, tmp_path):
+    from testbed.cli.main import run
+
+    with pytest.raises(SystemExit) as e:
+        run(["report", str(runs[0]), "--out", str(tmp_path / "rep"), "--format", "png"])
+    assert e.value.code == 0
+    lines = (tmp_path / "rep" / "report.md").read_text().splitlines()
+    assert "modelled profile" in lines[0]
+    assert lines[2].startswith("rt3 lasted ") and "as long as dense-max" in lines[2]
+    assert any(line.startswith("oracle: ") for line in lines[:6])
+    index = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert index["headline"] == lines[2] and "modelled" in index["warning"]
+    assert "life_vs_accuracy" in index["figures"]
+    tex = (tmp_path / "rep" / "tables" / "battery_life.tex").read_text()
+    assert "end\\_reason" not in tex and "life\\_vs\\_dense\\_max" in tex  # narrow LaTeX, full CSV
+    assert "end_reason" in (tmp_path / "rep" / "tables" / "battery_life.csv").read_text()

@@ -16,6 +16,7 @@ from devices.agent.runner import sha256_file
 from devices.fake.kernel import FakeKernel
 from testbed.agent.client import AgentClient
 from testbed.agent.launch import start_local_agent
+from testbed.agent.loading import load_on_agent
 from testbed.experiment.profiler import ProfileOptions, artifact_metadata, profile_through_agent, rel_half_width, t95
 from tests.agent.conftest import write_mlp_onnx
 from traces.profile import load_profile_table
@@ -46,7 +47,7 @@ def test_profile_through_emulated_agent(tmp_path: Path) -> None:
     opts = ProfileOptions(window_s=0.2, warmup=2, min_reps=2, max_reps=3, rel_ci=0.5, levels=("f1500", "f600"))
     agent = start_local_agent(tmp_path / "agent", "rpi4")
     with agent, AgentClient(agent.url, agent.token) as c, c.lease("test"):
-        loaded = c.load_model(str(art))
+        loaded = load_on_agent(c, art, local=True)  # the agent loads only from its models directory
         names = [p["name"] for p in loaded["pattern_sets"]]
         table = profile_through_agent(c, loaded["model_id"], names, meta, opts)
         assert table.levels == ["f1500", "f600"] and table.pattern_sets == ["ps0", "ps1"]

@@ -13,6 +13,18 @@ zero-padded to a multiple of the tile). Two structures:
 Training adds λ · Σ_g α_g ‖W_g‖₂ to the loss; α_g = 1 / (‖W_g‖₂ + ε) is re-estimated from the current block
 norms every ``reweight_every`` steps (reweighted group lasso). Then each layer is hard-pruned to its ratio and
 the model is retrained with the mask fixed.
+
+Two settings make the lasso prune rather than decorate (at a constant λ = 1e-4 the group norms end up no
+sparser than with λ = 0):
+
+* a **λ schedule** (``lam_schedule`` linear or exp): λ grows from ``lam`` to ``lam_max`` over the
+  regularised steps, so early steps learn and late steps push the weak groups to zero;
+* **prune-set reweighting** (``reweight_mode="prune-set"``): α_g is 1/(‖W_g‖₂ + ε) only for the groups that the
+  hard prune would remove at the current norms (the lowest ``ratio`` of each row-block) and 0 for the others,
+  so the penalty drains exactly the groups that will go and leaves the kept ones to the loss.
+
+:func:`group_norm_stats` measures the effect before the hard prune: the share of the total group-norm mass
+that sits in the groups about to be pruned (what pruning throws away; lower = sparser).
 """
 
 from __future__ import annotations
@@ -136,8 +148,31 @@ class BPConfig:
     lam: float = 1e-4
     reweight_every: int = 20
     eps: float = 1e-3
+    lam_max: float | None = None  # end of the λ schedule (None: constant λ)
+    lam_schedule: str = "constant"  # constant | linear | exp
+    reweight_mode: str = "all"  # all | prune-set
     reg_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, label="bp group-lasso"))
     retrain: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, label="bp retrain"))
+
+    def __post_init__(self) -> None:
+        if self.lam_schedule not in ("constant", "linear", "exp"):
+            raise BadInputError(f"λ schedule {self.lam_schedule!r}: choose constant, linear or exp")
+        if self.reweight_mode not in ("all", "prune-set"):
+            raise BadInputError(f"reweight mode {self.reweight_mode!r}: choose all or prune-set")
+        if self.lam < 0 or (self.lam_max is not None and self.lam_max < 0):
+            raise BadInputError("λ must be ≥ 0")
+        if self.lam_schedule == "exp" and self.lam_max and self.lam <= 0:
+            raise BadInputError("an exp λ schedule needs λ > 0 at the start")
+
+    def lam_at(self, progress: float) -> float:
+        """λ after ``progress`` ∈ [0, 1] of the regularised steps."""
+        end = self.lam if self.lam_max is None else self.lam_max
+        t = min(1.0, max(0.0, progress))
+        if self.lam_schedule == "linear":
+            return self.lam + (end - self.lam) * t
+        if self.lam_schedule == "exp" and self.lam > 0 and end > 0:
+            return self.lam * (end / self.lam) ** t
+        return self.lam
 
     def ratio_for(self, name: str) -> float:
         if isinstance(self.ratio, Mapping):
@@ -156,19 +191,34 @@ class BPConfig:
 class ReweightedGroupLasso:
     """The penalty λ · Σ_layers Σ_g α_g ‖W_g‖₂ with α re-estimated from the block norms by :meth:`reweight`."""
 
-    def __init__(self, model: nn.Module, names: list[str], tiles: Mapping[str, Tile], lam: float, eps: float):
+    def __init__(
+        self,
+        model: nn.Module,
+        names: list[str],
+        tiles: Mapping[str, Tile],
+        lam: float,
+        eps: float,
+        prune_set: BPConfig | None = None,
+    ):
         self.names = names
         self.tiles = dict(tiles)
         self.lam = lam
         self.eps = eps
+        self.prune_set = prune_set
         self.alpha: dict[str, Tensor] = {}
         self.reweight(model)
 
     @torch.no_grad()
     def reweight(self, model: nn.Module) -> None:
+        """α_g = 1/(‖W_g‖ + ε); with ``prune_set`` (a BPConfig) only for the groups its hard prune would remove."""
         params = dict(model.named_parameters())
         for n in self.names:
-            self.alpha[n] = 1.0 / (group_norms(params[n].detach(), self.tiles[n]) + self.eps)
+            norms = group_norms(params[n].detach(), self.tiles[n])
+            alpha = 1.0 / (norms + self.eps)
+            if self.prune_set is not None:
+                keep = hard_prune_group_mask(norms, self.prune_set.ratio_for(n), self.prune_set.balanced)
+                alpha = alpha * (~keep).to(alpha.dtype)
+            self.alpha[n] = alpha
 
     def __call__(self, model: nn.Module) -> Tensor:
         params = dict(model.named_parameters())
@@ -196,6 +246,34 @@ def hard_prune(model: nn.Module, names: list[str], cfg: BPConfig) -> Masks:
     return masks
 
 
+@torch.no_grad()
+def group_norm_stats(model: nn.Module, names: list[str], cfg: BPConfig) -> dict[str, float]:
+    """How sparse the group norms are before the hard prune, over all pruned weights.
+
+    ``pruned_mass_fraction``: Σ norms of the groups the hard prune removes / Σ all group norms (what pruning
+    throws away; 1 − ratio for norms that are all equal, → 0 when the lasso has emptied those groups);
+    ``pruned_to_kept_norm``: mean norm of a removed group / mean norm of a kept group.
+    """
+    params = dict(model.named_parameters())
+    tiles = tiles_for(model, names, cfg)
+    pruned = kept = 0.0
+    n_pruned = n_kept = 0
+    for n in names:
+        norms = group_norms(params[n].detach(), tiles[n])
+        keep = hard_prune_group_mask(norms, cfg.ratio_for(n), cfg.balanced)
+        pruned += float(norms[~keep].sum())
+        kept += float(norms[keep].sum())
+        n_pruned += int((~keep).sum())
+        n_kept += int(keep.sum())
+    total = pruned + kept
+    mean_pruned = pruned / n_pruned if n_pruned else 0.0
+    mean_kept = kept / n_kept if n_kept else 0.0
+    return {
+        "pruned_mass_fraction": pruned / total if total > 0 else 0.0,
+        "pruned_to_kept_norm": mean_pruned / mean_kept if mean_kept > 0 else 0.0,
+    }
+
+
 @dataclass
 class BPResult:
     """What block pruning produced: the masks, the tile per weight, accuracy before/after, compression."""
@@ -206,6 +284,7 @@ class BPResult:
     pruned_before_retrain: EvalResult
     pruned: EvalResult
     density: float
+    norm_stats: dict[str, float] = field(default_factory=dict)  # group_norm_stats just before the hard prune
 
     @property
     def compression(self) -> float:
@@ -219,6 +298,7 @@ class BPResult:
             "pruned": self.pruned.to_dict(),
             "density": self.density,
             "compression": self.compression,
+            "norm_stats_before_prune": self.norm_stats,
         }
 
 
@@ -229,14 +309,22 @@ def block_prune(model: nn.Module, task: Task, names: list[str], cfg: BPConfig, e
     """
     dense = evaluate(model, task, eval_split)
     tiles = tiles_for(model, names, cfg)
-    reg = ReweightedGroupLasso(model, names, tiles, cfg.lam, cfg.eps)
+    reg = ReweightedGroupLasso(
+        model, names, tiles, cfg.lam_at(0.0), cfg.eps, cfg if cfg.reweight_mode == "prune-set" else None
+    )
+    per_epoch = task.n_batches("train")
+    if cfg.reg_train.max_steps is not None:
+        per_epoch = min(per_epoch, cfg.reg_train.max_steps)
+    total_steps = max(1, cfg.reg_train.epochs * per_epoch)
 
     def after_step(step: int) -> None:
+        reg.lam = cfg.lam_at(step / total_steps)
         if cfg.reweight_every > 0 and step % cfg.reweight_every == 0:
             reg.reweight(model)
 
-    if cfg.reg_train.epochs > 0:
-        train(model, task, cfg.reg_train, penalty=reg, after_step=after_step)
+    if cfg.reg_train.epochs > 0 and total_steps > 0:
+        train(model, task, cfg.reg_train, penalty=reg if cfg.lam_at(1.0) > 0 else None, after_step=after_step)
+    stats = group_norm_stats(model, names, cfg)
     masks = hard_prune(model, names, cfg)
     before = evaluate(model, task, eval_split, masks=masks)
     if cfg.retrain.epochs > 0:
@@ -246,4 +334,4 @@ def block_prune(model: nn.Module, task: Task, names: list[str], cfg: BPConfig, e
 
         apply_masks_(model, masks)
     after = evaluate(model, task, eval_split)
-    return BPResult(masks, tiles, dense, before, after, density(masks))
+    return BPResult(masks, tiles, dense, before, after, density(masks), stats)

@@ -16,6 +16,13 @@ pattern, applied by mask multiplication, which makes nothing faster on a CPU. He
 
 A *pattern set* = one choice of (level, allowed candidates) per layer → one mask set (BP mask ∧ patterns).
 K pattern sets of diverse sparsity share one backbone and are fine-tuned jointly (RT3: weights 0.5/0.3/0.2).
+
+``mode="element"`` is RT3's own form, run by mask only (no CPU speed-up): a pattern is an element-wise binary
+mask of a whole ``row_block × pattern_cols`` tile, so it zeroes single weights, not column strips; the same
+candidate heuristic and assignment apply to the tile's element magnitudes. It exists to measure what the
+CPU-friendly column strips cost in accuracy at equal sparsity. With ``row_block × pattern_cols`` ≥ 100
+positions (element) or ``pattern_cols`` ≥ 32 (column) all ten of RT3's levels give distinct zero counts
+(:func:`distinct_levels`); at ``pattern_cols`` 8 the column form collapses them to 8.
 """
 
 from __future__ import annotations
@@ -78,6 +85,27 @@ def n_zeros(level: float, pattern_cols: int) -> int:
     return min(pattern_cols - 1, max(0, round(level * pattern_cols)))
 
 
+PP_MODES = ("column", "element")
+
+
+def pattern_length(mode: str, row_block: int, pattern_cols: int) -> int:
+    """Positions of one pattern: ``pattern_cols`` (column strips) or ``row_block × pattern_cols`` (element)."""
+    if mode not in PP_MODES:
+        raise BadInputError(f"unknown PP mode {mode!r}; choose column or element")
+    return pattern_cols if mode == "column" else row_block * pattern_cols
+
+
+def distinct_levels(levels: Sequence[float], length: int) -> int:
+    """How many of ``levels`` give different zero counts in a pattern of ``length`` positions."""
+    return len({n_zeros(lv, length) for lv in levels})
+
+
+def _element_scores(weight: Tensor, layout: TileLayout) -> list[tuple[int, Tensor, Tensor]]:
+    """(row-block, column idx, squared magnitudes [rows, cols] of the tile) for every tile."""
+    h = layout.row_block
+    return [(rb, cols, weight[rb * h : (rb + 1) * h, cols].pow(2)) for rb, cols in layout.tiles()]
+
+
 def representative_patterns(
     scores: Sequence[Tensor],
     pattern_cols: int,
@@ -119,6 +147,7 @@ class PatternSpace:
     pattern_cols: int
     levels: tuple[float, ...]
     candidates: dict[str, list[list[Tensor]]]  # name → level index → candidate patterns
+    mode: str = "column"  # column strips (packable) or element-wise (RT3's, run by mask)
 
     def n_candidates(self, name: str, level_index: int) -> int:
         return len(self.candidates[name][level_index])
@@ -127,6 +156,7 @@ class PatternSpace:
         return {
             "row_block": self.row_block,
             "pattern_cols": self.pattern_cols,
+            "mode": self.mode,
             "levels": list(self.levels),
             "candidates": {
                 n: [[p.int().tolist() for p in lv] for lv in levels] for n, levels in self.candidates.items()
@@ -139,7 +169,7 @@ class PatternSpace:
             n: [[torch.tensor(p, dtype=torch.bool) for p in lv] for lv in levels]
             for n, levels in d["candidates"].items()
         }
-        return cls(int(d["row_block"]), int(d["pattern_cols"]), tuple(d["levels"]), cands)
+        return cls(int(d["row_block"]), int(d["pattern_cols"]), tuple(d["levels"]), cands, str(d.get("mode", "column")))
 
 
 @torch.no_grad()
@@ -153,19 +183,27 @@ def build_space(
     sample_tiles: int = 8,
     draws: int = 64,
     seed: int = 0,
+    mode: str = "column",
 ) -> PatternSpace:
-    """Extract candidate patterns for every BP-masked weight and sparsity level (RT3's shrunken space)."""
+    """Extract candidate patterns for every BP-masked weight and sparsity level (RT3's shrunken space).
+
+    ``mode`` column (strips of kept columns) or element (element-wise tile patterns, see the module text).
+    """
+    length = pattern_length(mode, row_block, pattern_cols)
     params = dict(model.named_parameters())
     rng = random.Random(seed)
     cands: dict[str, list[list[Tensor]]] = {}
     for name, mask in bp_masks.items():
         w = params[name].detach() * mask
         layout = tile_layout(mask, row_block, pattern_cols)
-        scores = [s for _, _, s in _tile_scores(w, layout)]
+        if mode == "column":
+            scores = [s for _, _, s in _tile_scores(w, layout)]
+        else:
+            scores = [s.flatten() for _, _, s in _element_scores(w, layout)]
         cands[name] = [
-            representative_patterns(scores, pattern_cols, lv, n_candidates, sample_tiles, draws, rng) for lv in levels
+            representative_patterns(scores, length, lv, n_candidates, sample_tiles, draws, rng) for lv in levels
         ]
-    return PatternSpace(row_block, pattern_cols, tuple(levels), cands)
+    return PatternSpace(row_block, pattern_cols, tuple(levels), cands, mode)
 
 
 @dataclass(frozen=True)
@@ -207,6 +245,17 @@ def assign_patterns(
     mask = bp_mask.clone()
     h = space.row_block
     chosen = []
+    if space.mode == "element":
+        grid = pats.view(len(allowed), h, space.pattern_cols)
+        for rb, cols, score in _element_scores(w, layout):
+            r, c = score.shape
+            flat = grid[:, :r, :c].reshape(len(allowed), -1)
+            best = int((flat @ score.flatten()).argmax())
+            chosen.append(allowed[best])
+            keep = grid[best, :r, :c].bool()
+            rows = slice(rb * h, rb * h + r)
+            mask[rows, cols] = mask[rows, cols] & keep
+        return mask, torch.tensor(chosen, dtype=torch.int16)
     for rb, cols, score in _tile_scores(w, layout):
         length = score.numel()
         kept_mag = pats[:, :length] @ score  # retained squared magnitude per pattern

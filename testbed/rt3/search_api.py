@@ -3,8 +3,10 @@
 * :meth:`PatternSearchAPI.build` — "build a pattern set from these choices" (level + allowed candidates per layer);
 * :meth:`PatternSearchAPI.accuracy` — evaluate it on the shared backbone, optionally after a short fine-tune of a
   copy (the backbone itself is never modified);
-* :meth:`PatternSearchAPI.predict_latency_ms` — RT3's operation-count latency model, a PREDICTION, not a
-  measurement: latency(f) = (3.0 / f_GHz) · (mults/1e4 · 0.014370 + adds/1e4 · 0.014575) ms;
+* :meth:`PatternSearchAPI.predict_rt3_latency_ms` — RT3's operation-count latency model counted as the
+  reference does (:mod:`testbed.rt3.opcount`), a PREDICTION, not a measurement:
+  latency(f) = (3.0 / f_GHz) · (mults/1e4 · 0.014370 + adds/1e4 · 0.014575) ms;
+  :meth:`PatternSearchAPI.predict_latency_ms` is the earlier per-token variant (× tokens, no embedding);
 * :meth:`PatternSearchAPI.measure_latency_ms` — the median wall time of the packed set on this machine (torch or
   onnxruntime).
 """
@@ -78,6 +80,16 @@ class PatternSearchAPI:
             model = copy.deepcopy(self.model)
             train(model, self.task, finetune, mask_sets=[pattern_set.masks], fixed_mask=self.bp_masks)
         return evaluate(model, self.task, self.eval_split, masks=pattern_set.masks, max_batches=max_batches).accuracy
+
+    def predict_rt3_latency_ms(self, pattern_set: PatternSet, freq_ghz: float) -> float:
+        """PREDICTED latency with RT3's reference counting (:mod:`testbed.rt3.opcount`): every counted weight
+        once (no tokens), the embedding and decoder included, zero fractions from the set's masks."""
+        from testbed.rt3.opcount import latency_from_ops_ms, model_ops
+
+        shapes = {n: (int(p.shape[0]), int(p.shape[1])) for n, p in self.model.named_parameters() if p.dim() == 2}
+        zeros = {n: 1.0 - float(m.float().mean()) for n, m in pattern_set.masks.items()}
+        mults, adds = model_ops(shapes, zeros)
+        return latency_from_ops_ms(mults, adds, freq_ghz)
 
     @staticmethod
     def predict_latency_ms(pattern_set: PatternSet, freq_ghz: float, tokens: int = 35) -> float:

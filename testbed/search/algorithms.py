@@ -16,7 +16,8 @@ from devices.registry import Registry
 from testbed.search.baselines import RandomSearch, TPESearch
 from testbed.search.reinforce import Reinforce, ReinforceConfig
 from testbed.search.searcher import Searcher
-from testbed.search.space import SearchSpace
+from testbed.search.space import DecisionSpace
+from testbed.search.structured import StructuredSearch
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class SearcherOptions:
     rl: ReinforceConfig = field(default_factory=ReinforceConfig)
 
 
-SearcherFactory = Callable[[SearchSpace, SearcherOptions], Searcher]
+SearcherFactory = Callable[[DecisionSpace, SearcherOptions], Searcher]
 
 
 #: The search algorithms by ``--algo`` name, in registration order.
@@ -50,7 +51,7 @@ def check_algorithm(name: str) -> None:
         raise BadInputError(f"--algo {name!r}: choose {', '.join(SEARCHERS)}")
 
 
-def make_searcher(name: str, space: SearchSpace, options: SearcherOptions) -> Searcher:
+def make_searcher(name: str, space: DecisionSpace, options: SearcherOptions) -> Searcher:
     """A fresh searcher of algorithm ``name`` over ``space``'s decisions."""
     check_algorithm(name)
     return SEARCHERS.get(name)(space, options)
@@ -66,4 +67,9 @@ register_searcher(
     "tpe",
     "Optuna's Tree-structured Parzen Estimator",
     lambda space, o: TPESearch(space.sizes, [d.name for d in space.decisions], o.seed),
+)
+register_searcher(
+    "structured",
+    "every level triple, then greedy per layer (the baseline to beat)",
+    lambda space, o: StructuredSearch(space, o.seed),  # type: ignore[arg-type]
 )

@@ -1,11 +1,19 @@
-"""RL vs random vs TPE at equal evaluation budget: best reward against evaluations, several seeds each.
+"""Searchers at equal evaluation budget: best reward against evaluations, several seeds each.
 
-``python -m testbed.search.compare CKPT --budget 100 --seeds 0,1,2 --deadline-ms 2 [--out compare.json]``
+Two problems:
 
-Every run gets a fresh evaluator (empty memo and set cache), so its wall time is its own. The pattern space is
-built once with seed 0 and shared by all runs, so algorithms and seeds search the same space; the seed changes
-only the searcher. Prints one JSON object: per algorithm and seed the best-so-far curve, the final best with its
-per-level deadline check, and the wall time; per algorithm the mean best reward at a few evaluation counts.
+* ``--space layer`` (the default): RT3's per-layer sparsity per frequency level, scored from tables
+  (:mod:`testbed.search.layerspace`): latency per tensor and level from RT3's op-count model for RT3's LM shape
+  (or a table file), accuracy from a per-layer sensitivity table measured on a real model (the bundled one:
+  the reference LM trained on the BSD fortune corpus), deadlines 115/104/94 ms (RT3's). Reproduces the
+  comparison of the README in a few minutes:
+  ``python -m testbed.search.compare --budget 300 --seeds 0,1,2,3,4 [--out compare.json]``
+* ``--space pattern CKPT`` (the default when a checkpoint is given): the pattern-set space of a BP
+  checkpoint, evaluated on the model itself.
+
+Every run gets a fresh evaluator (empty memo), so its wall time is its own; the seed changes only the
+searcher. Prints one JSON object: per algorithm the mean ± sd of the best reward at a few evaluation counts,
+the share of seeds whose best meets every deadline, and the wall time; ``--out`` also stores every curve.
 """
 
 from __future__ import annotations
@@ -18,10 +26,24 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from testbed.search.algorithms import searcher_names
+from testbed.search.algorithms import SearcherOptions, searcher_names
+from testbed.search.algorithms import make_searcher as create_searcher
 from testbed.search.evaluator import CandidateEvaluator
+from testbed.search.layerspace import (
+    RT3_DEADLINES_MS,
+    LayerAccuracyTable,
+    LayerCostTable,
+    TableEvaluator,
+    load_accuracy_table,
+    load_cost_table,
+    opcount_cost_table,
+)
 from testbed.search.problem import SearchConfig, build_problem, make_searcher
-from testbed.search.runner import run_search
+from testbed.search.reinforce import ReinforceConfig
+from testbed.search.runner import SearchResult, run_search
+
+#: The sensitivity table shipped with the package (measured by ``python -m testbed.search.experiments``).
+BUNDLED_ACCURACY_TABLE = Path(__file__).parent / "tables" / "fortune-lm-sensitivity.json"
 
 
 def compare(ckpt: Path, cfg: SearchConfig, algos: list[str], seeds: list[int]) -> dict[str, Any]:
@@ -39,34 +61,9 @@ def compare(ckpt: Path, cfg: SearchConfig, algos: list[str], seeds: list[int]) -
             )
             searcher = make_searcher(run_cfg, problem.space)
             res = run_search(searcher, evaluator, cfg.budget)
-            runs.append(
-                {
-                    "algo": algo,
-                    "seed": seed,
-                    "curve": res.curve,
-                    "best_reward": res.best.reward,
-                    "best_all_deadlines_met": res.best.terms.all_deadlines_met,
-                    "best_deadline_met": res.best.terms.deadline_met,
-                    "best_sparsity": res.best.sparsity,
-                    "best_accuracy": res.best.accuracy,
-                    "best_latency_ms": res.best.deadline_latency_ms,
-                    "evaluations": res.evaluations,
-                    "proposals": res.proposals,
-                    "memo_hits": res.memo_hits,
-                    "wall_s": res.wall_s,
-                    "stopped": res.stopped,
-                }
-            )
+            runs.append(_run_row(algo, seed, res))
             sys.stderr.write(f"{algo} seed {seed}: best {res.best.reward:+.4f} in {res.wall_s:.1f} s\n")
-    marks = sorted({m for m in (10, 25, 50, 100, 200, 300, cfg.budget) if m <= cfg.budget})
-    summary: dict[str, Any] = {}
-    for algo in algos:
-        mine = [r for r in runs if r["algo"] == algo]
-        summary[algo] = {
-            f"best_at_{m}": _mean_sd([r["curve"][min(m, len(r["curve"])) - 1] for r in mine]) for m in marks
-        }
-        summary[algo]["wall_s_mean"] = statistics.fmean(r["wall_s"] for r in mine)
-        summary[algo]["all_deadlines_met"] = [r["best_all_deadlines_met"] for r in mine]
+    summary = _summary(runs, algos, cfg.budget)
     return {
         "checkpoint": str(ckpt),
         "config": cfg.to_dict(),
@@ -80,6 +77,81 @@ def compare(ckpt: Path, cfg: SearchConfig, algos: list[str], seeds: list[int]) -
     }
 
 
+def _summary(runs: list[dict[str, Any]], algos: list[str], budget: int) -> dict[str, Any]:
+    marks = sorted({m for m in (10, 25, 50, 100, 120, 200, 300, 500, budget) if m <= budget})
+    summary: dict[str, Any] = {}
+    for algo in algos:
+        mine = [r for r in runs if r["algo"] == algo]
+        summary[algo] = {
+            f"best_at_{m}": _mean_sd([r["curve"][min(m, len(r["curve"])) - 1] for r in mine]) for m in marks
+        }
+        summary[algo]["wall_s_mean"] = statistics.fmean(r["wall_s"] for r in mine)
+        summary[algo]["all_deadlines_met"] = [r["best_all_deadlines_met"] for r in mine]
+    return summary
+
+
+def _run_row(algo: str, seed: int, res: SearchResult) -> dict[str, Any]:
+    return {
+        "algo": algo,
+        "seed": seed,
+        "curve": res.curve,
+        "best_reward": res.best.reward,
+        "best_all_deadlines_met": res.best.terms.all_deadlines_met,
+        "best_deadline_met": res.best.terms.deadline_met,
+        "best_sparsity": res.best.sparsity,
+        "best_accuracy": res.best.accuracy,
+        "best_latency_ms": res.best.deadline_latency_ms,
+        "best_candidate": res.best.description,
+        "evaluations": res.evaluations,
+        "proposals": res.proposals,
+        "memo_hits": res.memo_hits,
+        "wall_s": res.wall_s,
+        "stopped": res.stopped,
+    }
+
+
+def compare_tables(
+    cost: LayerCostTable,
+    accuracy: LayerAccuracyTable,
+    algos: list[str],
+    seeds: list[int],
+    budget: int = 300,
+    deadlines_ms: tuple[float, ...] = RT3_DEADLINES_MS,
+    rl: ReinforceConfig | None = None,
+    max_proposals_per_eval: int = 5,
+) -> dict[str, Any]:
+    """Every algorithm with every seed on the layer-sparsity problem of two tables (see the module text).
+
+    A searcher that keeps proposing candidates it has seen (a collapsed policy) is stopped after
+    ``max_proposals_per_eval × budget`` proposals; its curve then ends early and its best stays where it was.
+    """
+    runs: list[dict[str, Any]] = []
+    probe = TableEvaluator(cost, accuracy, deadlines_ms)
+    for algo in algos:
+        for seed in seeds:
+            evaluator = TableEvaluator(cost, accuracy, deadlines_ms)
+            searcher = create_searcher(algo, evaluator.space, SearcherOptions(seed=seed, rl=rl or ReinforceConfig()))
+            res = run_search(searcher, evaluator, budget, max_proposals=max_proposals_per_eval * budget)
+            runs.append(_run_row(algo, seed, res))
+            sys.stderr.write(f"{algo} seed {seed}: best {res.best.reward:+.4f} in {res.wall_s:.1f} s\n")
+    return {
+        "space": {
+            "kind": "layer sparsity per frequency level",
+            "decisions": len(probe.space.decisions),
+            "log10_candidates": probe.space.log10_size(),
+        },
+        "source": probe.source,
+        "level_names": list(cost.level_names),
+        "deadlines_ms": probe.deadlines_ms,
+        "reward": probe.reward_config.to_dict(),
+        "budget": budget,
+        "seeds": seeds,
+        "rl": (rl or ReinforceConfig()).to_dict(),
+        "summary": _summary(runs, algos, budget),
+        "runs": runs,
+    }
+
+
 def _mean_sd(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
 
@@ -87,23 +159,48 @@ def _mean_sd(values: list[float]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
+    from devices.errors import TestbedError
+
     p = argparse.ArgumentParser(prog="python -m testbed.search.compare")
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("--budget", type=int, default=100)
-    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("checkpoint", type=Path, nargs="?", help="BP checkpoint (--space pattern only)")
+    p.add_argument("--space", choices=("layer", "pattern"), default=None, help="default: pattern with CKPT, else layer")
+    p.add_argument("--accuracy-table", type=Path, default=BUNDLED_ACCURACY_TABLE)
+    p.add_argument("--latency-table", default="opcount", help="opcount (RT3's model, RT3's LM shape) or a file")
+    p.add_argument("--budget", type=int, default=300)
+    p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--algos", default=",".join(searcher_names()))
-    p.add_argument("--deadline-ms", default="115")
+    p.add_argument("--deadline-ms", default=",".join(f"{d:g}" for d in RT3_DEADLINES_MS))
+    p.add_argument("--rl-lr", type=float, default=None)
+    p.add_argument("--rl-optimizer", default=None)
     p.add_argument("--eval-batches", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    cfg = SearchConfig(
-        budget=a.budget,
-        deadlines_ms=tuple(float(x) for x in a.deadline_ms.split(",")),
-        accuracy={"eval_batches": a.eval_batches},
-    )
-    result = compare(a.checkpoint, cfg, a.algos.split(","), [int(s) for s in a.seeds.split(",")])
+    seeds = [int(s) for s in a.seeds.split(",")]
+    algos = a.algos.split(",")
+    deadlines = tuple(float(x) for x in a.deadline_ms.split(","))
+    rl_over: dict[str, Any] = {}
+    if a.rl_lr is not None:
+        rl_over["lr"] = a.rl_lr
+    if a.rl_optimizer is not None:
+        rl_over["optimizer"] = a.rl_optimizer
+    space = a.space or ("pattern" if a.checkpoint is not None else "layer")
+    try:
+        if space == "layer":
+            acc = load_accuracy_table(a.accuracy_table)
+            cost = opcount_cost_table() if a.latency_table == "opcount" else load_cost_table(Path(a.latency_table))
+            result = compare_tables(cost, acc, algos, seeds, a.budget, deadlines, ReinforceConfig(**rl_over))
+        else:
+            if a.checkpoint is None:
+                p.error("--space pattern needs a checkpoint")
+            cfg = SearchConfig(
+                budget=a.budget, deadlines_ms=deadlines, accuracy={"eval_batches": a.eval_batches}, rl=rl_over
+            )
+            result = compare(a.checkpoint, cfg, algos, seeds)
+    except TestbedError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
     text = json.dumps(result, indent=2)
     if a.out is not None:
         a.out.write_text(text)

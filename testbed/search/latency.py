@@ -55,7 +55,12 @@ class LatencyModel(Protocol):
 
 
 class OpCountLatency:
-    """RT3's op-count latency PREDICTION at the given frequencies (GHz) and voltages (V), fastest first."""
+    """RT3's op-count latency PREDICTION at the given frequencies (GHz) and voltages (V), fastest first.
+
+    ``counting="rt3"`` (with ``api``) counts as the reference does (every counted weight once, embedding and
+    decoder included: :mod:`testbed.rt3.opcount`); ``"per-token"`` is this project's earlier variant (kept
+    weights of the masked linears × ``tokens``, no embedding). The source string names the one used.
+    """
 
     source = OP_COUNT_SOURCE
 
@@ -64,7 +69,20 @@ class OpCountLatency:
         freq_ghz: Sequence[float] = RT3_FREQ_GHZ,
         volt_v: Sequence[float] = RT3_VOLT_V,
         tokens: int = 35,
+        counting: str = "per-token",
+        api: PatternSearchAPI | None = None,
     ) -> None:
+        if counting not in ("rt3", "per-token"):
+            raise BadInputError(f"op counting {counting!r}: choose rt3 or per-token")
+        if counting == "rt3" and api is None:
+            raise BadInputError("RT3's op counting needs the model (api)")
+        self.counting = counting
+        self.api = api
+        self.source = (
+            f"{OP_COUNT_SOURCE}, reference counting (weights once, embedding included)"
+            if counting == "rt3"
+            else OP_COUNT_SOURCE  # per-token counting (tokens × kept weights of the masked linears, no embedding)
+        )
         if len(freq_ghz) != len(volt_v) or not freq_ghz:
             raise BadInputError(f"{len(freq_ghz)} frequencies but {len(volt_v)} voltages; give one voltage per level")
         if any(f <= 0 for f in freq_ghz) or any(v <= 0 for v in volt_v):
@@ -82,7 +100,10 @@ class OpCountLatency:
         return [f"{f:g}GHz" for f in self.freq_ghz]
 
     def cost(self, pattern_set: PatternSet, level: int) -> LevelCost:
-        ms = PatternSearchAPI.predict_latency_ms(pattern_set, self.freq_ghz[level], self.tokens)
+        if self.api is not None and self.counting == "rt3":
+            ms = self.api.predict_rt3_latency_ms(pattern_set, self.freq_ghz[level])
+        else:
+            ms = PatternSearchAPI.predict_latency_ms(pattern_set, self.freq_ghz[level], self.tokens)
         return LevelCost(ms, ms, rt3_power_w(self.freq_ghz[level], self.volt_v[level]))
 
 

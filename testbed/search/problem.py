@@ -10,6 +10,7 @@ normalisation to this model (see :func:`testbed.search.reward.calibrated`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from devices.errors import BadInputError
@@ -22,7 +23,7 @@ from testbed.search.algorithms import make_searcher as create_searcher
 from testbed.search.evaluator import AccuracyConfig, CandidateEvaluator
 from testbed.search.latency import LatencyModel, OpCountLatency, ProfileLatency
 from testbed.search.reinforce import ReinforceConfig
-from testbed.search.reward import RewardConfig, battery_runs, calibrated
+from testbed.search.reward import RewardConfig, calibrated, config_runs
 from testbed.search.searcher import Searcher
 from testbed.search.space import SearchSpace
 
@@ -40,9 +41,14 @@ class SearchConfig:
     n_candidates: int = 4
     profile: str | None = None  # profile table path or bundled name; None: RT3's op-count model
     profile_levels: tuple[str, ...] | None = None
+    agent: str | None = None  # agent URL: measure every new pattern set on the board (levels: profile_levels)
+    agent_token_file: str | None = None
+    agent_inferences: int = 20
+    pp_mode: str = "column"  # column strips (packable) | element (RT3's element-wise patterns, by mask)
     freq_ghz: tuple[float, ...] = RT3_FREQ_GHZ
     volt_v: tuple[float, ...] = RT3_VOLT_V
     tokens: int = 35
+    opcount: str = "rt3"  # rt3 (the reference's counting) | per-token (tokens × kept weights, no embedding)
     deadlines_ms: tuple[float, ...] = (115.0,)
     runs_range: tuple[float, float] | None = None  # None: calibrated ("auto")
     acc_range: tuple[float, float] | None = None  # None: calibrated ("auto")
@@ -89,10 +95,23 @@ class Problem:
     reward: RewardConfig
 
 
-def latency_model(cfg: SearchConfig) -> LatencyModel:
-    """The op-count PREDICTION, or the profile table named by ``cfg.profile``."""
+def latency_model(
+    cfg: SearchConfig, ckpt: Checkpoint | None = None, api: PatternSearchAPI | None = None
+) -> LatencyModel:
+    """The op-count PREDICTION, the profile table named by ``cfg.profile``, or measurements through
+    ``cfg.agent`` (which needs the checkpoint; the agent's lease is taken here and held by the client)."""
+    if cfg.agent is not None:
+        from testbed.agent.client import AgentClient, read_token
+        from testbed.search.agent_latency import AgentLatency
+
+        if ckpt is None:
+            raise BadInputError("--agent needs the search's checkpoint")
+        token = read_token(Path(cfg.agent_token_file) if cfg.agent_token_file else None)
+        client = AgentClient(cfg.agent, token)
+        client.acquire("testbed-search", ttl_s=600.0)
+        return AgentLatency(client, ckpt, cfg.profile_levels, cfg.agent_inferences)
     if cfg.profile is None:
-        return OpCountLatency(cfg.freq_ghz, cfg.volt_v, cfg.tokens)
+        return OpCountLatency(cfg.freq_ghz, cfg.volt_v, cfg.tokens, cfg.opcount, api)
     from testbed.paths import profile_table_path
     from traces.profile import load_profile_table
 
@@ -121,10 +140,17 @@ def build_problem(ckpt: Checkpoint, cfg: SearchConfig) -> Problem:
     ckpt.model.eval()
     row_block = int(ckpt.bp_config.get("row_block", 32))
     pspace = build_space(
-        ckpt.model, ckpt.bp_masks, row_block, cfg.pattern_cols, cfg.sparsity_levels, cfg.n_candidates, seed=cfg.seed
+        ckpt.model,
+        ckpt.bp_masks,
+        row_block,
+        cfg.pattern_cols,
+        cfg.sparsity_levels,
+        cfg.n_candidates,
+        seed=cfg.seed,
+        mode=cfg.pp_mode,
     )
     api = PatternSearchAPI(ckpt.model, ckpt.bp_masks, pspace, task)
-    lat = latency_model(cfg)
+    lat = latency_model(cfg, ckpt, api)
     k = len(lat.level_names)
     space = SearchSpace(pspace, k, cfg.allowed_levels)
     reward = RewardConfig(**cfg.reward)
@@ -133,14 +159,10 @@ def build_problem(ckpt: Checkpoint, cfg: SearchConfig) -> Problem:
         levels = sorted({lv for combo in space.assignments for lv in combo})
         dense = api.build(uniform_choices(pspace, levels[0]), "densest")
         sparse = api.build(uniform_choices(pspace, levels[-1]), "sparsest")
-        split = reward.split(k)
 
         def runs(ps: Any) -> float:
             costs = [lat.cost(ps, i) for i in range(k)]
-            return float(
-                sum(battery_runs(reward.battery_energy_j, split, [c.power_w for c in costs],
-                                [c.latency_ms for c in costs]))
-            )  # fmt: skip
+            return float(sum(config_runs(reward, k, [c.power_w for c in costs], [c.latency_ms for c in costs])))
 
         dense_acc = api.accuracy(dense, max_batches=acc_cfg.eval_batches) if cfg.acc_range is None else None
         reward = calibrated(

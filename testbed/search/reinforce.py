@@ -39,8 +39,11 @@ class ReinforceConfig:
     grad_clip: float = 5.0
     lr_decay: float = 1.0
     lr_decay_every: int = 50
+    optimizer: str = "adam"  # adam | rmsprop (RT3's)
 
     def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "rmsprop"):
+            raise BadInputError(f"RL optimizer {self.optimizer!r}: choose adam or rmsprop")
         if not 0.0 <= self.baseline_decay < 1.0:
             raise BadInputError(f"baseline decay must be in [0, 1), got {self.baseline_decay}")
         if self.lr <= 0 or self.hidden < 1 or self.lr_decay_every < 1:
@@ -61,7 +64,8 @@ class Reinforce:
         self.config = config or ReinforceConfig()
         torch.manual_seed(seed)  # initial weights
         self.policy = LSTMPolicy(sizes, hidden=self.config.hidden)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.lr)
+        opt = torch.optim.Adam if self.config.optimizer == "adam" else torch.optim.RMSprop
+        self.optimizer: torch.optim.Optimizer = opt(self.policy.parameters(), lr=self.config.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(
             self.optimizer, step_size=self.config.lr_decay_every, gamma=self.config.lr_decay
         )

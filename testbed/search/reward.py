@@ -15,6 +15,13 @@ RT3's ideal energy bucket): the battery energy is split over the levels (RT3: 0.
 high frequency first) and each level affords ``floor(E_k / P_k · 1000 / latency_k)`` inferences.
 RT3's normalisation constants fit its 800-wide model only; :func:`calibrated` derives ``runs_low/high``
 and ``acc_low/high`` from the densest and sparsest sets of the actual model.
+
+``battery_model="ecm"`` replaces the ideal bucket by the equivalent-circuit model of a bundled or given cell
+(``cell``, default ``phone-lco``): the cell is discharged level after level at each level's power, level *k*
+until its state of charge falls to 1 − (split_1 + … + split_k) (RT3's 50/30/20 % as SoC thresholds), the last
+one to the cut-off, and each level affords ``floor(t_k · 1000 / latency_k)`` inferences. Static power, the
+converter and the cut-off voltage then count, as in the simulator. Level durations depend on the powers
+only and are cached.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 
 from devices.errors import BadInputError
 from testbed.battery import registry
@@ -54,8 +62,12 @@ class RewardConfig:
     accuracy_weights: tuple[float, ...] | None = None
     battery_energy_j: float = float(RT3_ENERGY_J)
     battery_split: tuple[float, ...] | None = None
+    battery_model: str = RT3_ACCOUNTING  # rt3-accounting (RT3's ideal bucket) | ecm
+    cell: str = "phone-lco"  # the ECM's cell: a bundled name or a TOML path
 
     def __post_init__(self) -> None:
+        if self.battery_model not in (RT3_ACCOUNTING, "ecm"):
+            raise BadInputError(f"battery term model {self.battery_model!r}: choose {RT3_ACCOUNTING} or ecm")
         if not self.acc_high > self.acc_low:
             raise BadInputError(f"acc_high {self.acc_high} must exceed acc_low {self.acc_low}")
         if not self.runs_high > self.runs_low:
@@ -130,6 +142,48 @@ def battery_runs(
     return out
 
 
+@lru_cache(maxsize=4096)
+def ecm_level_times_s(
+    cell: str, split: tuple[float, ...], power_w: tuple[float, ...], dt_s: float = 60.0
+) -> tuple[float, ...]:
+    """Seconds the ECM cell ``cell`` sustains each level's power, level after level (see the module text)."""
+    from testbed.battery.cell import load_cell
+
+    battery = registry.create("ecm", BatteryParams(cell=load_cell(cell), max_step_s=30.0))
+    times = []
+    done = 0.0
+    for k, p in enumerate(power_w):
+        if not p > 0:
+            raise BadInputError(f"power must be positive, got {p} W")
+        done += split[k]
+        floor = 1.0 - done if k < len(power_w) - 1 else -1.0
+        t = 0.0
+        while not battery.ended and battery.soc > floor + 1e-12:
+            got = battery.step(p, dt_s)
+            if got <= 0:
+                break
+            t += got
+        times.append(t)
+    return tuple(times)
+
+
+def ecm_runs(cell: str, split: Sequence[float], power_w: Sequence[float], latency_ms: Sequence[float]) -> list[int]:
+    """Inferences per level when an ECM cell is discharged level after level (see the module text)."""
+    if not (len(split) == len(power_w) == len(latency_ms)):
+        raise BadInputError("split, power and latency need one value per level")
+    if any(not lat > 0 for lat in latency_ms):
+        raise BadInputError(f"latencies must be positive, got {list(latency_ms)}")
+    times = ecm_level_times_s(cell, tuple(split), tuple(round(p, 12) for p in power_w))
+    return [int(t * 1000 // lat) for t, lat in zip(times, latency_ms, strict=True)]
+
+
+def config_runs(config: RewardConfig, k: int, power_w: Sequence[float], latency_ms: Sequence[float]) -> list[int]:
+    """Runs per level under ``config``'s battery term (ideal bucket or ECM)."""
+    if config.battery_model == "ecm":
+        return ecm_runs(config.cell, config.split(k), power_w, latency_ms)
+    return battery_runs(config.battery_energy_j, config.split(k), power_w, latency_ms)
+
+
 def is_monotonic(accuracy: Sequence[float]) -> bool:
     """Accuracy does not rise from a faster level to a slower one (a_1 ≥ a_2 ≥ … ≥ a_K)."""
     return all(a >= b for a, b in itertools.pairwise(accuracy))
@@ -156,7 +210,7 @@ def compute_reward(
     acc_term = (wacc - config.acc_low) / (config.acc_high - config.acc_low) if all(met) else config.deadline_reward
     mono = is_monotonic(accuracy)
     mono_term = 0.0 if mono else -config.monotonic_penalty
-    per_level = battery_runs(config.battery_energy_j, config.split(k), power_w, latency_ms)
+    per_level = config_runs(config, k, power_w, latency_ms)
     runs = sum(per_level)
     battery_term = (runs - config.runs_low) / (config.runs_high - config.runs_low)
     total = config.w_accuracy * acc_term + mono_term + config.w_battery * battery_term

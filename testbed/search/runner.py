@@ -43,6 +43,7 @@ from testbed.runstore.results import SearchSummary
 from testbed.runstore.store import RunStore
 from testbed.search.evaluator import CandidateEvaluator, Evaluation
 from testbed.search.latency import ProfileLatency
+from testbed.search.layerspace import TableEvaluator
 from testbed.search.problem import Problem, SearchConfig, build_problem, make_searcher
 from testbed.search.searcher import Searcher
 
@@ -116,7 +117,7 @@ def _row(proposal: int, ev: Evaluation, hit: bool, deadlines_ms: list[float], be
 
 def run_search(
     searcher: Searcher,
-    evaluator: CandidateEvaluator,
+    evaluator: CandidateEvaluator | TableEvaluator,
     budget: int,
     out_dir: Path | None = None,
     store: RunStore | None = None,
@@ -324,11 +325,18 @@ def search_run(
         outcome.append(result)
         return summarize(result, problem)
 
-    with run:
-        if not resume:
-            cfg_path.write_text(json.dumps({"checkpoint": str(source.resolve()), "config": conf.to_dict()}, indent=2))
-        run.run_unit(unit, search, phase=f"search {conf.algo}")
-        summary = run.finish([unit], SearchSummary)[unit]
+    try:
+        with run:
+            if not resume:
+                cfg_path.write_text(
+                    json.dumps({"checkpoint": str(source.resolve()), "config": conf.to_dict()}, indent=2)
+                )
+            run.run_unit(unit, search, phase=f"search {conf.algo}")
+            summary = run.finish([unit], SearchSummary)[unit]
+    finally:
+        close = getattr(problem.latency, "close", None)
+        if callable(close):
+            close()  # an agent-measured search gives the board's lease back
     (out / "best.json").write_text(json.dumps(summary.to_dict(), indent=2))
     path = None
     if artifact:

@@ -20,6 +20,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from devices.errors import BadInputError
 from testbed.rt3.pp import Choices, LayerChoice, PatternSpace
@@ -38,6 +39,15 @@ class Decision:
     n_options: int
     layer: str | None = None
     level: int | None = None
+
+
+class DecisionSpace(Protocol):
+    """What every searcher sees of a space: its categorical decisions (names and option counts)."""
+
+    decisions: list[Decision]
+
+    @property
+    def sizes(self) -> list[int]: ...
 
 
 class SearchSpace:
@@ -143,6 +153,15 @@ class SearchSpace:
             "sparsity_per_level": [self.sparsity_levels[lv] for lv in self.assignment(cand)],
             "patterns_per_level": [list(self.set_key(cand, k)[1]) for k in range(self.n_freq_levels)],
         }
+
+    def structured_seeds(self) -> list[Candidate]:
+        """Every level assignment with every pattern choice "any" (what the structured baseline tries first)."""
+        anys = [d.n_options - 1 for d in self.decisions[1:]]
+        return [(a, *anys) for a in range(len(self.assignments))]
+
+    def coordinates(self) -> list[int]:
+        """The pattern decisions, in order (what the structured baseline's greedy pass walks)."""
+        return list(range(1, len(self.decisions)))
 
     def log10_size(self) -> float:
         """log10 of the number of decision sequences (for reporting the size of the space)."""

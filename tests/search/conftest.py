@@ -23,6 +23,7 @@ SMALL = {
     "n_candidates": 2,
     "deadlines_ms": (0.7,),  # only the sparsest assignment (0.25, 0.5, 0.75) meets it everywhere
     "accuracy": {"eval_batches": 1},
+    "opcount": "per-token",  # the deadline above is sized for per-token counting (RT3's counting is tested apart)
 }
 
 

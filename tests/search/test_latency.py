@@ -5,9 +5,11 @@ import torch
 
 from devices.errors import BadInputError
 from testbed.paths import profile_table_path
-from testbed.rt3.pp import PatternSet
+from testbed.rt3.opcount import LMShape
+from testbed.rt3.pp import PatternSet, uniform_choices
 from testbed.rt3.search_api import PatternSearchAPI
 from testbed.search.latency import OP_COUNT_SOURCE, OpCountLatency, ProfileLatency
+from testbed.search.problem import Problem
 from traces.profile import load_profile_table
 
 
@@ -50,3 +52,27 @@ def test_op_count_model_is_rt3s_prediction() -> None:
     assert lat.cost(s, 2).latency_ms == pytest.approx(lat.cost(s, 0).latency_ms * 1.4 / 0.8)
     with pytest.raises(BadInputError):
         OpCountLatency(freq_ghz=(0.8, 1.4), volt_v=(1.0, 1.2))
+
+
+def test_rt3_reference_counting_includes_the_embedding_and_counts_no_tokens(problem: Problem) -> None:
+    from testbed.rt3.opcount import opcount_latency_ms
+
+    api = problem.api
+    lat = OpCountLatency(counting="rt3", api=api)
+    assert "reference counting" in lat.source
+    dense = api.build(uniform_choices(api.space, 0), "dense")
+    from testbed.rt3.models import TransformerLM
+
+    assert isinstance(api.model, TransformerLM)
+    cfg = api.model.config
+    shape = LMShape(cfg.vocab_size, cfg.emsize, cfg.nhid, cfg.nlayers, cfg.nhead)
+    zeros = [1.0 - float(dense.masks[n].float().mean()) if n in dense.masks else 0.0 for n in _names(shape)]
+    assert lat.cost(dense, 0).latency_ms == pytest.approx(opcount_latency_ms(shape, zeros, 1.4), rel=1e-9)
+    with pytest.raises(BadInputError, match="needs the model"):
+        OpCountLatency(counting="rt3")
+
+
+def _names(shape: LMShape) -> list[str]:
+    from testbed.rt3.opcount import op_tensors
+
+    return [t.name for t in op_tensors(shape)]

@@ -7,7 +7,7 @@ STAMP   = $(VENV)/.installed-stamp
 # The CPU build of torch that installs from the local wheel cache; never let pip pick a CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: help install test test-all lint bench demo clean
+.PHONY: help install test test-all lint bench demo clean board-check
 
 help:
 	@echo "make test     - run the test suite (creates .venv on first use)"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench    - benchmarks, printed as JSON ratios"
 	@echo "make lint     - ruff + mypy"
 	@echo "make test-all - the test suite including slow tests"
+	@echo "make board-check - install and test the board side in a Debian arm64 root under qemu (root, network; slow)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,10 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/testbed demo
+
+# Not part of `make test`: needs root, apt and network (Debian mirror, PyPI); 15-40 min the first time.
+board-check: $(STAMP)
+	nice -n 10 bash devices/board_check.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

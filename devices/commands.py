@@ -27,12 +27,21 @@ class CommandResult:
     stderr: str
 
 
+def _timeout_scale() -> float:
+    """``TESTBED_TOOL_TIMEOUT_SCALE`` (≥ 1, default 1) stretches every tool timeout: a board emulated under
+    qemu (``make board-check``) starts each tool many times slower than real hardware does."""
+    try:
+        return max(1.0, float(os.environ.get("TESTBED_TOOL_TIMEOUT_SCALE", "1")))
+    except ValueError:
+        return 1.0
+
+
 class CommandRunner:
     """Finds and runs board tools; ``timeout_s`` bounds every call."""
 
     def __init__(self, root: str | os.PathLike[str] = "/", timeout_s: float = 5.0) -> None:
         self.root = Path(root)
-        self.timeout_s = timeout_s
+        self.timeout_s = timeout_s * _timeout_scale()
 
     def _search_path(self) -> str | None:
         if self.root.resolve() == Path("/"):

@@ -178,3 +178,28 @@ def test_analysis_reads_testbed_only_through_the_run_store_reader(edges: list[Ed
         and e.imported not in ANALYSIS_MAY_IMPORT
     ]
     assert bad == [], _show(bad)
+
+
+#: Packages a board never installs: nothing in ``devices`` may import them (imports inside functions count).
+BOARD_FORBIDDEN = ("ray",)
+
+
+def _external_imports(path: Path) -> Iterator[tuple[str, int]]:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((a.name, node.lineno) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            yield node.module, node.lineno
+
+
+def test_the_board_side_never_imports_ray() -> None:
+    """Ray is the controller's (sweeps, Tune, board farms); a board runs the HTTP agent without it."""
+    bad = [
+        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        for path in sorted((ROOT / "devices").rglob("*.py"))
+        for name, line in _external_imports(path)
+        if name.split(".")[0] in BOARD_FORBIDDEN
+    ]
+    assert bad == [], "\n".join(bad)
+    probe = ast.parse("def f():\n    import ray.tune\n")  # the checker sees a function-local import
+    assert [n.names[0].name for n in ast.walk(probe) if isinstance(n, ast.Import)] == ["ray.tune"]

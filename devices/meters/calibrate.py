@@ -10,7 +10,9 @@ old values. The result reports the fit error before and after (RMSE in W, mean a
 error) so the user can judge it.
 
 Failure modes: too few intervals or no overlap between the two files →
-:class:`~devices.errors.BadInputError` saying what to record.
+:class:`~devices.errors.BadInputError` saying what to record. A fit whose R² is below :data:`MIN_R2` is
+refused by :func:`check_fit` (the recording does not explain the power: too little variation, or the meter
+and activity files are from different runs); below :data:`WARN_R2` it comes with a warning.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from devices.meters.power_model import coefficient_names, coefficients, features
 from devices.meters.samples import Sample
 
 MIN_INTERVALS = 8
+#: Below this R² the fitted model explains too little of the measured power to be written (``--min-r2``).
+MIN_R2 = 0.5
+#: Below this R² the fit is written with a warning: record a more varied workload at more levels.
+WARN_R2 = 0.8
 
 
 @dataclass
@@ -151,3 +157,18 @@ def calibrate_files(
     activity = read_activity_csv(activity_path)
     meter = meta.get("meter", "unknown meter")
     return calibrate(profile, samples, activity, f"{samples_path.name} measured with {meter}")
+
+
+def check_fit(report: CalibrationReport, min_r2: float = MIN_R2) -> str | None:
+    """Refuse a fit below ``min_r2`` (:class:`BadInputError`); a warning line below :data:`WARN_R2`, else None."""
+    if report.r2_after < min_r2:
+        raise BadInputError(
+            f"the fitted power model explains too little of the measured power (R² {report.r2_after:.2f} < "
+            f"{min_r2:g}): record a longer, more varied workload at several DVFS levels (or lower --min-r2)"
+        )
+    if report.r2_after < WARN_R2:
+        return (
+            f"weak fit (R² {report.r2_after:.2f} < {WARN_R2:g}): the calibrated model is rough; record a more "
+            "varied workload at more levels"
+        )
+    return None

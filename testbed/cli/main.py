@@ -19,12 +19,18 @@ from testbed import __version__
 from testbed.cli import agent as agent_cmd
 from testbed.cli import battery as battery_cmd
 from testbed.cli import board as board_cmd
+from testbed.cli import doctor as doctor_cmd
+from testbed.cli import examples as examples_cmd
 from testbed.cli import experiment as experiment_cmd
 from testbed.cli import meter as meter_cmd
 from testbed.cli import report as report_cmd
+from testbed.cli import reproduce as reproduce_cmd
 from testbed.cli import rt3 as rt3_cmd
 from testbed.cli import search as search_cmd
+from testbed.cli import sweep as sweep_cmd
 from testbed.cli import trace as trace_cmd
+from testbed.cli import watch as watch_cmd
+from testbed.cli.common import tidy_help, usage_error_line
 
 app = typer.Typer(
     name="testbed",
@@ -39,9 +45,30 @@ app.add_typer(battery_cmd.app, name="battery")
 app.add_typer(agent_cmd.app, name="agent")
 app.add_typer(meter_cmd.app, name="meter")
 app.add_typer(rt3_cmd.app, name="rt3")
+app.add_typer(reproduce_cmd.app, name="reproduce")
 experiment_cmd.register(app)
 app.command("search")(search_cmd.search)
+app.command("sweep")(sweep_cmd.sweep)
 app.command("report")(report_cmd.report)
+app.command("doctor")(doctor_cmd.doctor_cmd)
+app.command("watch")(watch_cmd.watch_cmd)
+app.add_typer(examples_cmd.app, name="examples")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"testbed {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """RT3 testbed: how much battery life does a run-time reconfigurable Transformer buy on a real board?"""
 
 
 @app.command("version")
@@ -71,11 +98,13 @@ def demo(
     typer.echo(f"deadline {summary['deadline_ms']} ms ({summary['deadline_rule']})")
     typer.echo(f"figures: {out / 'figures'}   tables: {out / 'tables'}   summary: {out / 'summary.json'}")
     typer.echo(f"report: {out / 'report.md'}   ({summary['wall_s']:.0f} s)")
+    typer.echo(summary["headline"])
 
 
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point with the project's error contract."""
     command = typer.main.get_command(app)
+    tidy_help(command)
     try:
         command.main(args=argv, prog_name="testbed", standalone_mode=False)
     except TestbedError as exc:
@@ -84,13 +113,11 @@ def run(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.TyperException as exc:  # usage errors: bad option values, missing arguments
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:
-            sys.stderr.write(f"error: {exc}\n")
-        sys.exit(int(getattr(exc, "exit_code", 2)))
+    except typer.TyperException as exc:  # usage errors: bad option values, unknown options, missing arguments
+        line = usage_error_line(exc)
+        if line is None:  # a group called without a command: its help was printed
+            sys.exit(int(getattr(exc, "exit_code", 2)))
+        _fail(line, int(getattr(exc, "exit_code", 2)))
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except BrokenPipeError:

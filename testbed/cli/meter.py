@@ -189,22 +189,28 @@ def calibrate_cmd(
     activity: Annotated[Path, typer.Option("--activity", help="Activity CSV from the same run (`--activity-csv`).")],
     profile: Annotated[str, typer.Option("--profile", help="Board profile name or TOML path to start from.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the calibrated profile TOML.")],
+    min_r2: Annotated[
+        float, typer.Option("--min-r2", min=0.0, max=1.0, help="Refuse fits whose R² is below this.")
+    ] = 0.5,
     json_out: JsonOpt = False,
 ) -> None:
     """Fit the profile's power-model coefficients to a measured run and write the new profile."""
     from devices.board_profile import dump_profile_toml, load_profile
-    from devices.meters.calibrate import calibrate_files
+    from devices.meters.calibrate import calibrate_files, check_fit
 
     if not out.parent.is_dir():
         raise BadInputError(f"{out}: directory {out.parent} does not exist")
     prof = load_profile(profile)
     new_profile, report = calibrate_files(prof, samples, activity)
+    weak = check_fit(report, min_r2)  # a refused fit writes nothing
     out.write_text(
         f"# Calibrated by `testbed meter calibrate` from {samples.name}; RMSE {report.rmse_after_w:.3f} W\n"
         + dump_profile_toml(new_profile),
         encoding="utf-8",
     )
-    data = report.to_dict() | {"out": str(out)}
+    data = report.to_dict() | {"out": str(out), "warning": weak}
+    if weak:
+        warn(weak)
     if json_out:
         print_json(data)
         return
@@ -234,8 +240,11 @@ def fake_cmd(
     high_w: Annotated[float, typer.Option("--high-w", help="High power (W).")] = 6.0,
     period_s: Annotated[float, typer.Option("--period-s", help="Waveform period (s).")] = 2.0,
     rate_hz: Annotated[float, typer.Option("--rate-hz", help="Lines per second (ina2xx).")] = 100.0,
+    build_only: Annotated[
+        bool, typer.Option("--build-only", help="rapl: build the tree and exit (its counters then stay at 0).")
+    ] = False,
 ) -> None:
-    """Emulate a meter: a serial meter on a pty (runs until Ctrl-C) or a sysfs tree under --root."""
+    """Emulate a meter: a serial meter on a pty, or a sysfs tree under --root (rapl: counters move until Ctrl-C)."""
     from devices.fake.meters.waveform import SHAPES, Waveform
 
     if kind not in FAKE_KINDS:
@@ -262,6 +271,12 @@ def fake_cmd(
     elif kind == "rapl":
         sysfs_trees.build_rapl(root)
         uri = "rapl://"
+        if not build_only:
+            typer.echo(f"fake rapl counters under {root} follow the --shape waveform; in another shell:")
+            typer.echo(f"  testbed meter read {uri} --sysfs-root {root}")
+            typer.echo("Ctrl-C stops it.")
+            _run_until_interrupted(sysfs_trees.RaplCounterDriver(root, wf.power_w).start())
+            return
     else:
         from devices.fake.meters.pmic import install_fake_pmic
 
@@ -283,11 +298,16 @@ def _serve_serial_fake(kind: str, link: Path | None, wf: Any, rate_hz: float) ->
         uri = f"{kind}+serial://{dev.port}"
     typer.echo(f"fake {kind} on {dev.port}; in another shell: testbed meter read {uri}")
     typer.echo("Ctrl-C stops it.")
+    _run_until_interrupted(dev)
+
+
+def _run_until_interrupted(dev: Any) -> None:
+    """Sleep until Ctrl-C or SIGTERM, then ``dev.stop()`` (cleans up links and threads)."""
 
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _terminate)  # clean up the link on `kill` too
+    signal.signal(signal.SIGTERM, _terminate)  # clean up on `kill` too
     try:
         while True:
             time.sleep(3600)

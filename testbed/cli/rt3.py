@@ -2,12 +2,15 @@
 
 Forms relied on by scripts and docs::
 
-    testbed rt3 train --out DIR [--model lm|bert|distilbert|minilm] [--data proxy-lm|wikitext2:DIR|proxy-sst2|sst2:DIR]
+    testbed rt3 train --out DIR [--model lm|bert|distilbert|minilm]
+                      [--data proxy-lm|fortune-lm|wikitext2:DIR|proxy-sst2|fortune-topics|sst2:DIR]
                       [--emsize N --nhid N --nlayers N --nhead N] [--hf-dir DIR] [--epochs N --lr F --max-steps N]
     testbed rt3 prune bp CKPT --out DIR [--ratio F] [--structure block-column|head-ffn] [--row-block N]
+                      [--lambda F --lambda-max F --lam-schedule constant|linear|exp --reweight all|prune-set]
     testbed rt3 prune pp CKPT --out DIR [--levels 0.25,0.5,0.75] [--weights 0.5,0.3,0.2] [--freq-levels 2,1,0]
     testbed rt3 export CKPT --out FILE.rt3 [--seq N]
     testbed rt3 info FILE.rt3 [--json]
+    testbed rt3 opcount --freq-ghz F [--model rt3-lm] [--sparsity S | S1,…,S10] [--json]
     testbed rt3 run FILE.rt3 [--backend torch|ort] [--batch N --seq N --repeats N --threads N] [--json]
     testbed rt3 bench switch [--json]
     testbed rt3 bench sparse [--json] [--quick]
@@ -37,7 +40,7 @@ app.add_typer(bench_app, name="bench")
 CkptArg = Annotated[Path, typer.Argument(help="Checkpoint directory written by the previous stage.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Where to write the result.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (data order, init, pattern sampling).")]
-EpochsOpt = Annotated[int, typer.Option("--epochs", help="Training epochs.")]
+EpochsOpt = Annotated[int, typer.Option("--epochs", min=0, help="Training epochs.")]
 LrOpt = Annotated[float, typer.Option("--lr", help="AdamW learning rate.")]
 StepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Cap on optimizer steps per epoch.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")]
@@ -68,7 +71,12 @@ def train_cmd(
     out: OutOpt,
     model: Annotated[str, typer.Option("--model", help="lm (RT3 reference), bert, distilbert or minilm.")] = "lm",
     data: Annotated[
-        str, typer.Option("--data", help="proxy-lm, wikitext2:DIR, proxy-sst2 or sst2:DIR (proxy = generated).")
+        str,
+        typer.Option(
+            "--data",
+            help="proxy-lm, fortune-lm (real text), wikitext2:DIR, proxy-sst2, fortune-topics or sst2:DIR "
+            "(proxy = generated).",
+        ),
     ] = "proxy-lm",
     emsize: Annotated[int, typer.Option(help="LM embedding size (reference 800).")] = 64,
     nhid: Annotated[int, typer.Option(help="LM FFN width (reference 200).")] = 128,
@@ -157,7 +165,10 @@ def prune_bp(
     structure: Annotated[str, typer.Option(help="block-column (RT3) or head-ffn.")] = "block-column",
     row_block: Annotated[int, typer.Option(help="Rows per row-block (≥ 32 packs fastest).")] = 32,
     balanced: Annotated[bool, typer.Option(help="Equal kept columns per row-block.")] = True,
-    lam: Annotated[float, typer.Option("--lambda", help="Group-lasso strength λ.")] = 1e-4,
+    lam: Annotated[float, typer.Option("--lambda", help="Group-lasso strength λ (the schedule's start).")] = 1e-4,
+    lam_max: Annotated[float | None, typer.Option("--lambda-max", help="End of the λ schedule.")] = None,
+    lam_schedule: Annotated[str, typer.Option(help="λ schedule: constant, linear or exp.")] = "constant",
+    reweight: Annotated[str, typer.Option(help="Reweighting: all groups, or prune-set (only those to go).")] = "all",
     reweight_every: Annotated[int, typer.Option(help="Steps between re-estimating the penalty weights.")] = 20,
     reg_epochs: Annotated[int, typer.Option(help="Epochs with the group-lasso penalty.")] = 1,
     retrain_epochs: Annotated[int, typer.Option(help="Epochs of masked retraining.")] = 1,
@@ -181,6 +192,9 @@ def prune_bp(
         ratio=ratio,
         balanced=balanced,
         lam=lam,
+        lam_max=lam_max,
+        lam_schedule=lam_schedule,
+        reweight_mode=reweight,
         reweight_every=reweight_every,
         reg_train=TrainConfig(
             reg_epochs, lr, seed=seed, max_steps=max_steps, progress=progress, label="bp group-lasso"
@@ -215,7 +229,13 @@ def prune_pp(
         "0.25,0.5,0.75"
     ),
     weights: Annotated[str | None, typer.Option(help="Joint-loss weights (default 0.5,0.3,0.2 for 3 sets).")] = None,
-    freq_levels: Annotated[str | None, typer.Option(help="Intended DVFS level index per set, e.g. 2,1,0.")] = None,
+    freq_levels: Annotated[
+        str | None,
+        typer.Option(
+            help="DVFS level index per set in --levels order, 0 = the fastest level; sparser sets belong at slower "
+            "(higher) levels, e.g. 0,1,2 for --levels 0.25,0.5,0.75."
+        ),
+    ] = None,
     pattern_cols: Annotated[int, typer.Option(help="Columns per pattern tile.")] = 8,
     candidates: Annotated[int, typer.Option(help="Candidate patterns per layer and level.")] = 4,
     epochs: EpochsOpt = 1,
@@ -240,6 +260,13 @@ def prune_pp(
     fl = [int(x) for x in _floats(freq_levels, "--freq-levels")] if freq_levels else None
     if fl is not None and len(fl) != len(lv):
         raise BadInputError(f"--freq-levels names {len(fl)} levels for {len(lv)} pattern sets")
+    import itertools
+
+    by_sparsity = [f for _, f in sorted(zip(lv, fl, strict=True))] if fl is not None else []
+    if any(a > b for a, b in itertools.pairwise(by_sparsity)):
+        from testbed.cli.common import warn
+
+        warn("--freq-levels gives a sparser set a faster level (0 = fastest); RT3 runs sparser sets at slower levels")
     task, _ = _task_for(ck)
     row_block = int(ck.bp_config.get("row_block", 32))
     space = build_space(ck.model, ck.bp_masks, row_block, pattern_cols, tuple(lv), candidates, seed=seed)
@@ -311,6 +338,40 @@ def info_cmd(
             f"freq level {s.get('freq_level')}"
         )
     _report(art.manifest, json_out, lines)
+
+
+@app.command("opcount")
+def opcount_cmd(
+    freq_ghz: Annotated[float, typer.Option("--freq-ghz", help="CPU frequency in GHz (RT3: 1.4, 1.0, 0.8).")],
+    model: Annotated[str, typer.Option("--model", help="rt3-lm: RT3's reference LM shape.")] = "rt3-lm",
+    sparsity: Annotated[
+        str, typer.Option("--sparsity", help="Fraction of zero weights: one value, or one per counted tensor.")
+    ] = "0",
+    json_out: JsonOpt = False,
+) -> None:
+    """PREDICTED latency of RT3's op-count model (utils/runs_number_reward.py of its code), not a measurement."""
+    from dataclasses import asdict
+
+    from testbed.rt3.opcount import RT3_LM, op_tensors, opcount_latency_ms, opcount_ops
+
+    if model != "rt3-lm":
+        raise BadInputError(f"--model: unknown model {model!r}; choose rt3-lm")
+    values = _floats(sparsity, "--sparsity")
+    spars: float | list[float] = values[0] if len(values) == 1 else values
+    latency = opcount_latency_ms(RT3_LM, spars, freq_ghz)
+    mults, adds = opcount_ops(RT3_LM, spars)
+    data = {
+        "model": model,
+        "kind": "predicted: RT3 op-count model",
+        "shape": asdict(RT3_LM),
+        "tensors": [t.name for t in op_tensors(RT3_LM)],
+        "sparsity": spars,
+        "freq_ghz": freq_ghz,
+        "mults": mults,
+        "adds": adds,
+        "latency_ms": latency,
+    }
+    _report(data, json_out, [f"{model} at {freq_ghz} GHz, sparsity {sparsity}: {latency:.3f} ms (predicted)"])
 
 
 @app.command("run")
@@ -401,8 +462,15 @@ def bench_switch(
         res,
         json_out,
         [
-            f"switch p50 {res['p50_ms']:.4f} ms, p99 {res['p99_ms']:.4f} ms over "
-            f"{res['switches']} switches, {res['pattern_sets']} sets (paper: 45 ms)"
+            f"warm switch p50 {res['p50_ms']:.4f} ms, p99 {res['p99_ms']:.4f} ms over "
+            f"{res['switches']} switches, {res['pattern_sets']} sets (paper: 45 ms)",
+            f"cold switch (onnxruntime session) p50 {res['cold_switch_ms_p50']:.1f} ms, "
+            f"torch packing p50 {res['torch']['cold_switch_ms_p50']:.1f} ms",
+            f"first inference after a switch p50 {res['first_inference_after_switch_ms_p50']:.1f} ms "
+            f"(steady {res['steady_inference_ms_p50']:.1f} ms)",
+            f"DVFS transition (emulated board) p50 {res['dvfs_transition_ms_p50']:.2f} ms, "
+            f"RT3 mask re-application p50 {res['mask_reapply_ms_p50']:.1f} ms",
+            f"resident {res['resident_mb']:.0f} MB for {res['pattern_sets']} sets vs dense {res['dense_mb']:.0f} MB",
         ],
     )
 
@@ -411,13 +479,14 @@ def bench_switch(
 def bench_sparse(
     json_out: JsonOpt = False, quick: Annotated[bool, typer.Option(help="Fewer repetitions.")] = False
 ) -> None:
-    """Latency of packed pattern sets vs dense, mask-multiply, CSR and BSR, measured in the same run."""
+    """Latency of packed pattern sets vs dense, mask-multiply, CSR and BSR, measured in the same run
+    (progress on stderr)."""
     from testbed.bench.bench_runtime import sparse_benchmark
 
     res = sparse_benchmark(quick=quick)
     lines = [
         f"row-block {r['row_block']}, sparsity {r['sparsity']:.2f}: encoder speedup {r['speedup']:.2f}×, "
-        f"layer {r['layer_speedup']:.2f}× (ideal {r['ideal']:.2f}×)"
+        f"layer {r['layer_speedup']:.2f}× (ideal {r['ideal']:.2f}×; 2 threads {r['layer_speedup_2t']:.2f}×)"
         for r in res["results"]
     ]
     _report(res, json_out, lines)

@@ -6,6 +6,7 @@ Form relied on by scripts and docs::
                    [--profile TABLE [--levels f1500,f1000,f600]] [--freq-ghz 1.4,1.0,0.8 --volt 1.24,1.06625,0.9925]
                    [--deadline-ms 115 | 115,104,94] [--sparsity 0.01,0.13,…] [--accuracy mask|finetune]
                    [--eval-batches N] [--runs-range auto|LO,HI] [--acc-range auto|LO,HI] [--no-artifact] [--json]
+                   [--parallel N [--address auto|ray://HOST:PORT]]   (on Ray Tune: testbed.search.tune)
 
 CKPT is a checkpoint with BP masks (``testbed rt3 prune bp``). DIR receives ``run.sqlite`` (the search log in the
 run store's ``log`` table), ``search_state.pt`` (checkpoint for ``--resume``), ``search_config.json``,
@@ -47,7 +48,7 @@ def _range(text: str, what: str) -> tuple[float, float] | None:
 def search(
     ckpt: Annotated[Path, typer.Argument(help="Checkpoint directory with BP masks (testbed rt3 prune bp).")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (run store, checkpoint, artifact).")],
-    algo: Annotated[str, typer.Option(help="rl (LSTM + REINFORCE), random or tpe (Optuna).")] = "rl",
+    algo: Annotated[str, typer.Option(help="rl (LSTM + REINFORCE), random, tpe (Optuna) or structured.")] = "rl",
     budget: Annotated[int | None, typer.Option(help="Distinct candidate evaluations (default 100).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the searcher and the pattern space.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the search in --out (stored settings; --budget may grow).")] = (
@@ -57,6 +58,18 @@ def search(
         str | None, typer.Option(help="Profile table (CSV path or bundled name) for latency and power.")
     ] = None,
     levels: Annotated[str | None, typer.Option(help="Profile levels to use, fastest first (default all).")] = None,
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="Agent URL: measure each new pattern set on the board per level.")
+    ] = None,
+    token_file: Annotated[Path | None, typer.Option("--token-file", help="With --agent: the agent's token.")] = None,
+    agent_inferences: Annotated[int, typer.Option(help="With --agent: timed inferences per set and level.")] = 20,
+    battery_term: Annotated[
+        str, typer.Option("--battery-term", help="Battery term: rt3-accounting (ideal bucket) or ecm.")
+    ] = "rt3-accounting",
+    cell: Annotated[str, typer.Option(help="With --battery-term ecm: bundled cell name or TOML path.")] = "phone-lco",
+    pp_mode: Annotated[str, typer.Option("--pp-mode", help="column (strips, packable) or element (RT3's).")] = (
+        "column"
+    ),
     freq_ghz: Annotated[str, typer.Option(help="Op-count model: frequencies, fastest first (RT3).")] = "1.4,1.0,0.8",
     volt: Annotated[str, typer.Option(help="Op-count model: voltage per frequency (RT3).")] = "1.24,1.06625,0.9925",
     deadline_ms: Annotated[str, typer.Option(help="Deadline: one for every level, or one per level.")] = "115",
@@ -85,6 +98,12 @@ def search(
     threads: Annotated[int, typer.Option(help="torch intra-op threads (1 is fastest for small models).")] = 1,
     artifact: Annotated[bool, typer.Option(help="Write best.rt3.")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+    parallel: Annotated[
+        int | None, typer.Option("--parallel", help="Evaluate N candidates at once as Ray Tune trials.")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option("--address", help="With --parallel: Ray cluster (auto or ray://HOST:PORT).")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Search one pattern set per DVFS level that meets its deadline, keeps accuracy and maximises battery life."""
@@ -107,19 +126,41 @@ def search(
             n_candidates=candidates,
             profile=profile,
             profile_levels=tuple(s.strip() for s in levels.split(",")) if levels else None,
+            agent=agent,
+            agent_token_file=str(token_file) if token_file is not None else None,
+            agent_inferences=agent_inferences,
+            pp_mode=pp_mode,
             freq_ghz=_floats(freq_ghz, "--freq-ghz"),
             volt_v=_floats(volt, "--volt"),
             deadlines_ms=_floats(deadline_ms, "--deadline-ms"),
             runs_range=_range(runs_range, "--runs-range"),
             acc_range=_range(acc_range, "--acc-range"),
-            reward={"w_battery": w_battery, "deadline_reward": deadline_reward, "monotonic_penalty": monotonic_penalty},
+            reward={
+                "w_battery": w_battery,
+                "deadline_reward": deadline_reward,
+                "monotonic_penalty": monotonic_penalty,
+                "battery_model": battery_term,
+                "cell": cell,
+            },
             accuracy={"mode": accuracy, "eval_batches": eval_batches, "finetune_steps": finetune_steps},
             rl={"lr": lr, "entropy_weight": entropy},
             final_finetune_steps=final_finetune_steps,
         )
-    done = search_run(
-        out, ckpt=ckpt, cfg=cfg, resume=resume, budget=budget, progress=progress, artifact=artifact
-    )  # fmt: skip
+    if parallel is None and resume and (out / "tune").is_dir():
+        parallel = 1  # a search that ran on Tune resumes there (with its stored --parallel)
+    if address is not None and parallel is None:
+        raise BadInputError("--address needs --parallel N (a search on Ray Tune)")
+    if parallel is not None:
+        from testbed.distributed.cluster import check_address
+        from testbed.search.tune import tune_search_run
+
+        check_address(address)
+        done = tune_search_run(out, ckpt=ckpt, cfg=cfg, resume=resume, budget=budget, parallel=parallel,
+                               address=address, progress=progress, artifact=artifact)  # fmt: skip
+    else:
+        done = search_run(
+            out, ckpt=ckpt, cfg=cfg, resume=resume, budget=budget, progress=progress, artifact=artifact
+        )  # fmt: skip
     summary = done.summary.to_dict()
     if done.artifact is not None:
         summary["artifact"] = str(done.artifact)

@@ -8,6 +8,10 @@ unchanged against them. Setters change values between reads (tests drive time wi
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from devices.meters.ina3221 import discover_rails
@@ -114,3 +118,64 @@ def build_rapl(
 def set_rapl_energy(root: Path, zone: str, energy_uj: int) -> None:
     """Set a zone's raw ``energy_uj`` (the caller wraps it modulo ``max_energy_range_uj``)."""
     _w(root / POWERCAP / zone / "energy_uj", energy_uj)
+
+
+#: Share of the package power each RAPL sub-zone reports in the moving fake (core, uncore, dram).
+RAPL_SUBZONE_SHARE = {"core": 0.6, "uncore": 0.1, "dram": 0.1}
+
+
+class RaplCounterDriver:
+    """Advances the ``energy_uj`` counters of a fake RAPL tree in real time, following ``power_w(t_s)``.
+
+    Top-level zones (``package-N``, ``psys``) count the full power, sub-zones their share of it
+    (:data:`RAPL_SUBZONE_SHARE`); every counter wraps at its ``max_energy_range_uj`` like the hardware.
+    ``start()`` runs a thread that writes every ``period_s``; ``stop()`` ends it. Used by
+    ``testbed meter fake rapl`` so that ``rapl://`` on the fake tree reads a power that moves.
+    """
+
+    def __init__(self, root: Path, power_w: Callable[[float], float], period_s: float = 0.05) -> None:
+        self.root = root
+        self.power_w = power_w
+        self.period_s = period_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.zones: dict[str, tuple[float, int]] = {}  # zone → (share of the power, max range µJ)
+        for zone_dir in sorted((root / POWERCAP).glob("intel-rapl:*")):
+            name = (zone_dir / "name").read_text(encoding="utf-8").strip()
+            top = zone_dir.name.count(":") == 1
+            share = 1.0 if top else RAPL_SUBZONE_SHARE.get(name, 0.1)
+            rng = int((zone_dir / "max_energy_range_uj").read_text(encoding="utf-8").strip())
+            self.zones[zone_dir.name] = (share, rng)
+        self._energy_uj = dict.fromkeys(self.zones, 0.0)
+        self.advance(0.0, 0.0)  # every counter at the same (padded) width from the start
+
+    def advance(self, t0_s: float, t1_s: float) -> None:
+        """Add the energy of ``[t0_s, t1_s]`` (trapezoid, seconds since start) to every counter."""
+        e_j = 0.5 * (self.power_w(t0_s) + self.power_w(t1_s)) * (t1_s - t0_s)
+        for zone, (share, rng) in self.zones.items():
+            self._energy_uj[zone] += e_j * share * 1e6
+            # Same-length, in-place writes (zero-padded): a reader never sees a truncated, empty file.
+            text = f"{int(self._energy_uj[zone]) % rng:0{len(str(rng))}d}\n".encode()
+            fd = os.open(self.root / POWERCAP / zone / "energy_uj", os.O_WRONLY)
+            try:
+                os.pwrite(fd, text, 0)
+            finally:
+                os.close(fd)
+
+    def start(self) -> RaplCounterDriver:
+        def run() -> None:
+            t0 = time.monotonic()
+            last = 0.0
+            while not self._stop.wait(self.period_s):
+                now = time.monotonic() - t0
+                self.advance(last, now)
+                last = now
+
+        self._thread = threading.Thread(target=run, name="fake-rapl", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)

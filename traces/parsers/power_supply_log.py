@@ -29,26 +29,15 @@ import re
 import numpy as np
 
 from devices.errors import ParseError
+from devices.record import SUPPLY_ATTRIBUTES
 from traces.battery import BatteryTrace
 from traces.csvio import read_text
 from traces.power_supply import SIGN_RULES, convert_attributes, detect_sign_rule
 from traces.timefmt import TimeReader, looks_like_time
 
-#: Attribute names (lower case) that mark a CSV as a power_supply log.
-ATTRIBUTES = (
-    "status",
-    "voltage_now",
-    "current_now",
-    "power_now",
-    "capacity",
-    "temp",
-    "charge_now",
-    "charge_full",
-    "energy_now",
-    "energy_full",
-    "voltage_avg",
-    "current_avg",
-)
+#: Attribute names (lower case) that mark a CSV as a power_supply log: those a live supply recording reads,
+#: plus the averaged readings some drivers expose.
+ATTRIBUTES = (*SUPPLY_ATTRIBUTES, "voltage_avg", "current_avg")
 _TIME_COLUMNS = ("t_s", "time", "t", "timestamp", "date", "datetime")
 
 _TIME = re.compile(r"^\s*(?:=+|#|@)?\s*(?:t_s\s*=\s*|t\s*=\s*|time\s*=\s*)?(?P<t>[-+0-9.eE]+)\s*=*\s*$")

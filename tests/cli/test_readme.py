@@ -53,8 +53,15 @@ PLANS: dict[str, Plan] = {
     "testbed meter read um25c:///dev/rfcomm0 --seconds 300": Plan(
         "slow",
         "5 minutes shortened to 40 s; a fake meter's power does not follow the CPU (a fit to it is rightly "
-        "refused), so the modelled meter stands in",
-        rewrite=(("um25c:///dev/rfcomm0 --seconds 300", "model://rpi4 --seconds 40"),),
+        "refused), so the modelled meter stands in, and a 2 s busy / 2 s idle loop on one core is the varied "
+        "workload the README asks for (an idle or erratically loaded host gives R² below the fit's floor)",
+        rewrite=(
+            (
+                "testbed meter read um25c:///dev/rfcomm0 --seconds 300",
+                "(for i in $(seq 10); do timeout 2 sh -c 'while :; do :; done' || true; sleep 2; done) & "
+                "testbed meter read model://rpi4 --seconds 40",
+            ),
+        ),
     ),
     "testbed agent serve --token-file ~/.config": Plan(
         hardware_lines=("testbed agent serve --token-file ~/.config",),

@@ -31,14 +31,9 @@ def rt3_paper(
 ) -> None:
     """RT3's accounting on RT3's LM, then a waterfall of runs toward the experiment's board."""
     from analysis.reproduce import write_waterfall_report
-    from analysis.style import parse_formats
-    from testbed.experiment.config import load_experiment
     from testbed.reproduce.rt3_paper import reproduce_rt3_paper
 
-    fmts = parse_formats(formats)
-    if experiment is not None:
-        load_experiment(experiment)  # bad input fails before anything is written
-    out = out.resolve()  # the step experiments it writes name files relative to themselves
+    out, fmts = _checked_inputs(out, experiment, formats)
     result = reproduce_rt3_paper(out, experiment, say=None if json_out else _say)
     index = write_waterfall_report(result, out, fmts)
     result["figure"] = [str(out / f) for f in index["figures"]["waterfall"]["files"]]
@@ -66,14 +61,9 @@ def sensitivity(
 ) -> None:
     """The rt3/dense-max battery-life ratio over the request period and the idle power, from one profile."""
     from analysis.reproduce import write_sensitivity_report
-    from analysis.style import parse_formats
-    from testbed.experiment.config import load_experiment
     from testbed.reproduce.sensitivity import sensitivity_grid
 
-    fmts = parse_formats(formats)
-    if experiment is not None:
-        load_experiment(experiment)
-    out = out.resolve()
+    out, fmts = _checked_inputs(out, experiment, formats)
     grid, period_ms = sensitivity_grid(out, experiment, say=None if json_out else _say)
     index = write_sensitivity_report(grid, out, period_ms, fmts)
     files = [str(out / f) for f in index["figures"]["sensitivity"]["files"]]
@@ -81,6 +71,18 @@ def sensitivity(
         print_json({"grid": str(grid), "figure": files, "experiment_period_ms": period_ms})
         return
     console.print(f"grid: {grid}   figure: {files[0]}", highlight=False)
+
+
+def _checked_inputs(out: Path, experiment: Path | None, formats: str) -> tuple[Path, list[str]]:
+    """The absolute output directory and the figure formats, after checking every input: bad input fails (exit 2)
+    before anything is written. Absolute, because the step experiments name files relative to themselves."""
+    from analysis.style import parse_formats
+    from testbed.experiment.config import load_experiment
+
+    fmts = parse_formats(formats)
+    if experiment is not None:
+        load_experiment(experiment)
+    return out.resolve(), fmts
 
 
 def _say(msg: str) -> None:

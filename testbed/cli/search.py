@@ -2,7 +2,8 @@
 
 Form relied on by scripts and docs::
 
-    testbed search CKPT --out DIR [--algo rl|random|tpe] [--budget N] [--seed S] [--resume]
+    testbed search CKPT --out DIR [--algo rl|random|tpe|structured] [--budget N] [--seed S] [--resume]
+                   [--space layer --latency-table per-layer|FILE [--latency-cache FILE]] [--rl-tuned]
                    [--profile TABLE [--levels f1500,f1000,f600]] [--freq-ghz 1.4,1.0,0.8 --volt 1.24,1.06625,0.9925]
                    [--deadline-ms 115 | 115,104,94] [--sparsity 0.01,0.13,…] [--accuracy mask|finetune]
                    [--eval-batches N] [--runs-range auto|LO,HI] [--acc-range auto|LO,HI] [--no-artifact] [--json]
@@ -36,6 +37,13 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
     return vals
 
 
+def _tuned_rl() -> dict[str, Any]:
+    """The RL settings of ``python -m testbed.search.compare`` (factorised policy, batches, per-level credit)."""
+    from testbed.search.compare import TUNED_RL
+
+    return TUNED_RL.to_dict()
+
+
 def _range(text: str, what: str) -> tuple[float, float] | None:
     if text == "auto":
         return None
@@ -63,6 +71,23 @@ def search(
     ] = None,
     token_file: Annotated[Path | None, typer.Option("--token-file", help="With --agent: the agent's token.")] = None,
     agent_inferences: Annotated[int, typer.Option(help="With --agent: timed inferences per set and level.")] = 20,
+    space: Annotated[
+        str,
+        typer.Option("--space", help="pattern (one pattern set per level) or layer (a sparsity per tensor per level)."),
+    ] = "pattern",
+    latency_table: Annotated[
+        str | None,
+        typer.Option(
+            "--latency-table",
+            help="--space layer: per-layer (measure every tensor × sparsity × level through --agent) or a table FILE.",
+        ),
+    ] = None,
+    latency_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--latency-cache", help="With --latency-table per-layer: cache file (default DIR/layer_latency.json)."
+        ),
+    ] = None,
     battery_term: Annotated[
         str, typer.Option("--battery-term", help="Battery term: rt3-accounting (ideal bucket) or ecm.")
     ] = "rt3-accounting",
@@ -94,6 +119,9 @@ def search(
     monotonic_penalty: Annotated[float, typer.Option(help="Penalty when accuracy rises as frequency falls.")] = 0.5,
     lr: Annotated[float, typer.Option(help="RL controller learning rate (Adam).")] = 0.003,
     entropy: Annotated[float, typer.Option(help="RL entropy bonus weight.")] = 0.01,
+    rl_tuned: Annotated[
+        bool, typer.Option("--rl-tuned", help="RL with the settings tuned on the layer space (overrides --lr).")
+    ] = False,
     final_finetune_steps: Annotated[int, typer.Option(help="Joint fine-tune steps before exporting the best.")] = 0,
     threads: Annotated[int, typer.Option(help="torch intra-op threads (1 is fastest for small models).")] = 1,
     artifact: Annotated[bool, typer.Option(help="Write best.rt3.")] = True,
@@ -143,8 +171,13 @@ def search(
                 "cell": cell,
             },
             accuracy={"mode": accuracy, "eval_batches": eval_batches, "finetune_steps": finetune_steps},
-            rl={"lr": lr, "entropy_weight": entropy},
+            rl=_tuned_rl() if rl_tuned else {"lr": lr, "entropy_weight": entropy},
             final_finetune_steps=final_finetune_steps,
+            space=space,
+            latency_table=latency_table,
+            latency_cache=(
+                str((latency_cache or out / "layer_latency.json").resolve()) if latency_table == "per-layer" else None
+            ),
         )
     if parallel is None and resume and (out / "tune").is_dir():
         parallel = 1  # a search that ran on Tune resumes there (with its stored --parallel)

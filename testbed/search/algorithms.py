@@ -60,7 +60,7 @@ def make_searcher(name: str, space: DecisionSpace, options: SearcherOptions) -> 
 register_searcher(
     "rl",
     "RT3's LSTM controller trained with REINFORCE",
-    lambda space, o: Reinforce(space.sizes, o.seed, o.rl),
+    lambda space, o: Reinforce(space.sizes, o.seed, o.rl, space.decisions),
 )
 register_searcher("random", "uniform random candidates", lambda space, o: RandomSearch(space.sizes, o.seed))
 register_searcher(

@@ -7,7 +7,10 @@ Two problems:
   (or a table file), accuracy from a per-layer sensitivity table measured on a real model (the bundled one:
   the reference LM trained on the BSD fortune corpus), deadlines 115/104/94 ms (RT3's). Reproduces the
   comparison of the README in a few minutes:
-  ``python -m testbed.search.compare --budget 300 --seeds 0,1,2,3,4 [--out compare.json]``
+  ``python -m testbed.search.compare --budget 300 --seeds 0,1,2,3,4 [--out J] [--figure PNG] [--table MD]``;
+  ``--memory-weight W`` adds the resident-memory term of :mod:`testbed.search.memory`. Algorithms: the
+  registered ones, ``rl`` with :data:`TUNED_RL` (``--rl-*`` override it), and ``rl-lstm``, RT3's LSTM
+  controller as configured by default (:data:`RL_VARIANTS`);
 * ``--space pattern CKPT`` (the default when a checkpoint is given): the pattern-set space of a BP
   checkpoint, evaluated on the model itself.
 
@@ -26,8 +29,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from devices.errors import BadInputError
 from testbed.search.algorithms import SearcherOptions, searcher_names
 from testbed.search.algorithms import make_searcher as create_searcher
+from testbed.search.compare_report import markdown_table, write_figure
 from testbed.search.evaluator import CandidateEvaluator
 from testbed.search.layerspace import (
     RT3_DEADLINES_MS,
@@ -38,9 +43,21 @@ from testbed.search.layerspace import (
     load_cost_table,
     opcount_cost_table,
 )
+from testbed.search.memory import MemoryTerm, packed_memory_term
 from testbed.search.problem import SearchConfig, build_problem, make_searcher
 from testbed.search.reinforce import ReinforceConfig
 from testbed.search.runner import SearchResult, run_search
+from testbed.search.space import SearchSpace
+
+#: RL as tuned on the layer space (README "Where decisions interact"): the factorised policy with shared
+#: per-level and per-layer logits, batches of 5 with per-level credit, a soft deadline (slope 3), Adam lr 0.1.
+TUNED_RL = ReinforceConfig(
+    policy="factorised", batch=5, lr=0.1, soft_deadline=3.0, entropy_weight=0.0, credit="per-level"
+)
+#: Comparison-only labels: the RL searcher with a fixed configuration (RT3's LSTM controller, one child per step).
+RL_VARIANTS = {"rl-lstm": ReinforceConfig()}
+#: What ``python -m testbed.search.compare`` runs on the layer space by default.
+LAYER_ALGOS = ("structured", "random", "tpe", "rl", "rl-lstm")
 
 #: The sensitivity table shipped with the package (measured by ``python -m testbed.search.experiments``).
 BUNDLED_ACCURACY_TABLE = Path(__file__).parent / "tables" / "fortune-lm-sensitivity.json"
@@ -51,15 +68,17 @@ def compare(ckpt: Path, cfg: SearchConfig, algos: list[str], seeds: list[int]) -
     from testbed.rt3.checkpoint import Checkpoint
 
     problem = build_problem(Checkpoint.load(ckpt), replace(cfg, seed=0))
-    base = problem.evaluator
+    base, space = problem.evaluator, problem.space
+    if not isinstance(base, CandidateEvaluator) or not isinstance(space, SearchSpace):
+        raise BadInputError("this comparison is of the pattern-set space (use --space layer for the layer tables)")
     runs: list[dict[str, Any]] = []
     for algo in algos:
         for seed in seeds:
             run_cfg = replace(cfg, algo=algo, seed=seed)
             evaluator = CandidateEvaluator(
-                base.api, base.space, base.latency, base.deadlines_ms, base.reward_config, base.accuracy_config
+                base.api, space, base.latency, base.deadlines_ms, base.reward_config, base.accuracy_config
             )
-            searcher = make_searcher(run_cfg, problem.space)
+            searcher = make_searcher(run_cfg, space)
             res = run_search(searcher, evaluator, cfg.budget)
             runs.append(_run_row(algo, seed, res))
             sys.stderr.write(f"{algo} seed {seed}: best {res.best.reward:+.4f} in {res.wall_s:.1f} s\n")
@@ -102,6 +121,8 @@ def _run_row(algo: str, seed: int, res: SearchResult) -> dict[str, Any]:
         "best_accuracy": res.best.accuracy,
         "best_latency_ms": res.best.deadline_latency_ms,
         "best_candidate": res.best.description,
+        "best_memory_term": res.best.terms.memory_term,
+        "best_resident_mb": res.best.terms.resident_mb,
         "evaluations": res.evaluations,
         "proposals": res.proposals,
         "memo_hits": res.memo_hits,
@@ -119,18 +140,21 @@ def compare_tables(
     deadlines_ms: tuple[float, ...] = RT3_DEADLINES_MS,
     rl: ReinforceConfig | None = None,
     max_proposals_per_eval: int = 5,
+    memory: MemoryTerm | None = None,
 ) -> dict[str, Any]:
     """Every algorithm with every seed on the layer-sparsity problem of two tables (see the module text).
 
-    A searcher that keeps proposing candidates it has seen (a collapsed policy) is stopped after
+    ``memory``: add the resident-memory term of :mod:`testbed.search.memory` to every reward. A searcher that
+    keeps proposing candidates it has seen (a collapsed policy) is stopped after
     ``max_proposals_per_eval × budget`` proposals; its curve then ends early and its best stays where it was.
     """
     runs: list[dict[str, Any]] = []
-    probe = TableEvaluator(cost, accuracy, deadlines_ms)
+    probe = TableEvaluator(cost, accuracy, deadlines_ms, memory=memory)
     for algo in algos:
         for seed in seeds:
-            evaluator = TableEvaluator(cost, accuracy, deadlines_ms)
-            searcher = create_searcher(algo, evaluator.space, SearcherOptions(seed=seed, rl=rl or ReinforceConfig()))
+            evaluator = TableEvaluator(cost, accuracy, deadlines_ms, memory=memory)
+            name, rl_cfg = ("rl", RL_VARIANTS[algo]) if algo in RL_VARIANTS else (algo, rl or TUNED_RL)
+            searcher = create_searcher(name, evaluator.space, SearcherOptions(seed=seed, rl=rl_cfg))
             res = run_search(searcher, evaluator, budget, max_proposals=max_proposals_per_eval * budget)
             runs.append(_run_row(algo, seed, res))
             sys.stderr.write(f"{algo} seed {seed}: best {res.best.reward:+.4f} in {res.wall_s:.1f} s\n")
@@ -146,7 +170,9 @@ def compare_tables(
         "reward": probe.reward_config.to_dict(),
         "budget": budget,
         "seeds": seeds,
-        "rl": (rl or ReinforceConfig()).to_dict(),
+        "rl": (rl or TUNED_RL).to_dict(),
+        "rl_variants": {k: v.to_dict() for k, v in RL_VARIANTS.items() if k in algos},
+        "memory": memory.to_dict() if memory is not None else None,
         "summary": _summary(runs, algos, budget),
         "runs": runs,
     }
@@ -168,29 +194,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-table", default="opcount", help="opcount (RT3's model, RT3's LM shape) or a file")
     p.add_argument("--budget", type=int, default=300)
     p.add_argument("--seeds", default="0,1,2,3,4")
-    p.add_argument("--algos", default=",".join(searcher_names()))
+    p.add_argument("--algos", default=None, help=f"default: {','.join(LAYER_ALGOS)} (layer), all registered (pattern)")
     p.add_argument("--deadline-ms", default=",".join(f"{d:g}" for d in RT3_DEADLINES_MS))
     p.add_argument("--rl-lr", type=float, default=None)
     p.add_argument("--rl-optimizer", default=None)
+    p.add_argument("--rl-policy", choices=("lstm", "factorised"), default=None)
+    p.add_argument("--rl-batch", type=int, default=None)
+    p.add_argument("--rl-entropy", type=float, default=None)
+    p.add_argument("--rl-shaped", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--memory-weight", type=float, default=0.0,
+        help="layer space: add −W · resident/dense memory of the union of the levels' packed tensors (0 = off)",
+    )  # fmt: skip
+    p.add_argument("--figure", type=Path, help="layer space: best reward vs evaluations as a PNG")
+    p.add_argument("--table", type=Path, help="layer space: the Markdown table of the README")
     p.add_argument("--eval-batches", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     seeds = [int(s) for s in a.seeds.split(",")]
-    algos = a.algos.split(",")
+    space = a.space or ("pattern" if a.checkpoint is not None else "layer")
+    algos = (a.algos or ",".join(LAYER_ALGOS if space == "layer" else searcher_names())).split(",")
     deadlines = tuple(float(x) for x in a.deadline_ms.split(","))
     rl_over: dict[str, Any] = {}
     if a.rl_lr is not None:
         rl_over["lr"] = a.rl_lr
     if a.rl_optimizer is not None:
         rl_over["optimizer"] = a.rl_optimizer
-    space = a.space or ("pattern" if a.checkpoint is not None else "layer")
+    for key, val in (("policy", a.rl_policy), ("batch", a.rl_batch), ("entropy_weight", a.rl_entropy)):
+        if val is not None:
+            rl_over[key] = val
+    if a.rl_shaped is not None:
+        rl_over["shaped"] = a.rl_shaped
     try:
         if space == "layer":
             acc = load_accuracy_table(a.accuracy_table)
             cost = opcount_cost_table() if a.latency_table == "opcount" else load_cost_table(Path(a.latency_table))
-            result = compare_tables(cost, acc, algos, seeds, a.budget, deadlines, ReinforceConfig(**rl_over))
+            memory = packed_memory_term(a.memory_weight) if a.memory_weight > 0 else None
+            rl_cfg = replace(TUNED_RL, **rl_over)
+            result = compare_tables(cost, acc, algos, seeds, a.budget, deadlines, rl_cfg, memory=memory)
+            if a.figure is not None:
+                write_figure(result, a.figure)
+            if a.table is not None:
+                a.table.write_text(markdown_table(result))
         else:
             if a.checkpoint is None:
                 p.error("--space pattern needs a checkpoint")

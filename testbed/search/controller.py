@@ -44,7 +44,7 @@ class LSTMPolicy(nn.Module):
         c = torch.zeros(1, self.hidden)
         x = self.start
         chosen: list[int] = []
-        log_prob = torch.zeros(())
+        steps: list[Tensor] = []
         entropy = torch.zeros(())
         for i, head in enumerate(self.heads):
             h, c = self.cell(x, (h, c))
@@ -54,10 +54,10 @@ class LSTMPolicy(nn.Module):
             else:
                 a = int(actions[i])
             chosen.append(a)
-            log_prob = log_prob + logp[a]
+            steps.append(logp[a])
             entropy = entropy - (logp.exp() * logp).sum()
             x = self.embeds[i](torch.tensor([a]))
-        return chosen, log_prob, entropy
+        return chosen, torch.stack(steps), entropy
 
     @torch.no_grad()
     def sample(self, generator: torch.Generator | None = None) -> list[int]:
@@ -66,6 +66,11 @@ class LSTMPolicy(nn.Module):
 
     def log_prob(self, actions: Sequence[int]) -> tuple[Tensor, Tensor]:
         """Log-probability of ``actions`` and the summed entropy of the decisions along it (differentiable)."""
+        steps, entropy = self.step_log_probs(actions)
+        return steps.sum(), entropy
+
+    def step_log_probs(self, actions: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """Per-decision log-probabilities of ``actions`` ([D]) and the summed entropy along it (differentiable)."""
         if len(actions) != len(self.sizes):
             raise BadInputError(f"{len(actions)} actions for {len(self.sizes)} decisions")
         for a, n in zip(actions, self.sizes, strict=True):
@@ -87,3 +92,77 @@ class LSTMPolicy(nn.Module):
             out.append(a)
             x = self.embeds[i](torch.tensor([a]))
         return out
+
+
+class FactorisedPolicy(nn.Module):
+    """Independent categorical decisions whose logits share the structure of the space.
+
+    For decision *i* at frequency level ``k_i`` on layer ``g_i`` (its :class:`~testbed.search.space.Decision`'s
+    ``level`` and ``layer``)::
+
+        logits_i = θ_i + α[k_i] + β[g_i]
+
+    ``θ_i`` is the decision's own vector, ``α[k]`` one vector per frequency level shared by all its layers
+    ("level 3 sparser"), ``β[g]`` one per layer shared by all levels ("the decoder is costly to prune"); a shared
+    vector exists only for decisions with the same number of options. So one sample teaches ten decisions
+    something through ``α`` — what a layer-by-level space needs at a few hundred samples. Without levels and
+    layers (``context`` None) it is a plain independent categorical per decision.
+    """
+
+    def __init__(self, sizes: Sequence[int], context: Sequence[tuple[int | None, str | None]] | None = None) -> None:
+        super().__init__()
+        if not sizes or any(n < 1 for n in sizes):
+            raise BadInputError(f"the policy needs decisions with ≥ 1 option each, got {list(sizes)}")
+        if context is not None and len(context) != len(sizes):
+            raise BadInputError(f"{len(context)} decision contexts for {len(sizes)} decisions")
+        self.sizes = [int(n) for n in sizes]
+        self.theta = nn.ParameterList(nn.Parameter(torch.zeros(n)) for n in self.sizes)
+        self.keys: list[list[str]] = []
+        shared: dict[str, int] = {}
+        for i, n in enumerate(self.sizes):
+            level, layer = context[i] if context is not None else (None, None)
+            mine = []
+            if level is not None:
+                mine.append(f"level{level}_{n}")
+            if layer is not None:
+                mine.append(f"layer{layer}_{n}".replace(".", "_"))
+            for key in mine:
+                shared[key] = n
+            self.keys.append(mine)
+        self.shared = nn.ParameterDict({k: nn.Parameter(torch.zeros(n)) for k, n in shared.items()})
+
+    def logits(self, i: int) -> Tensor:
+        out = self.theta[i]
+        for key in self.keys[i]:
+            out = out + self.shared[key]
+        return out
+
+    @torch.no_grad()
+    def sample(self, generator: torch.Generator | None = None) -> list[int]:
+        return [
+            int(torch.multinomial(torch.softmax(self.logits(i), -1), 1, generator=generator))
+            for i in range(len(self.sizes))
+        ]
+
+    def log_prob(self, actions: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """Log-probability of ``actions`` and the summed entropy of the decisions (differentiable)."""
+        steps, entropy = self.step_log_probs(actions)
+        return steps.sum(), entropy
+
+    def step_log_probs(self, actions: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """Per-decision log-probabilities of ``actions`` ([D]) and the summed entropy (differentiable)."""
+        if len(actions) != len(self.sizes):
+            raise BadInputError(f"{len(actions)} actions for {len(self.sizes)} decisions")
+        steps = []
+        entropy = torch.zeros(())
+        for i, (a, n) in enumerate(zip(actions, self.sizes, strict=True)):
+            if not 0 <= a < n:
+                raise BadInputError(f"action {a} outside 0…{n - 1}")
+            logp = torch.log_softmax(self.logits(i), -1)
+            steps.append(logp[int(a)])
+            entropy = entropy - (logp.exp() * logp).sum()
+        return torch.stack(steps), entropy
+
+    @torch.no_grad()
+    def greedy(self) -> list[int]:
+        return [int(self.logits(i).argmax()) for i in range(len(self.sizes))]

@@ -12,6 +12,9 @@ level ``k`` (fastest first). The decisions interact through
   correlation with real masked/fine-tuned accuracy is reported by :mod:`testbed.search.signal`);
 * RT3's **monotonic** term (accuracy must not rise as frequency falls) and the **battery** term (runs of the
   ideal bucket over all levels), which couple the levels.
+* optionally the **memory** term (:mod:`testbed.search.memory`): the resident bytes of the union of the
+  levels' packed tensors, so a tensor that two levels prune alike is held once — a term that is not a sum
+  over levels.
 
 :class:`TableEvaluator` scores a candidate from the two tables in microseconds, which is what makes a
 300-evaluation × 5-seed comparison of searchers affordable on two cores; every result says that its
@@ -25,7 +28,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ from testbed.battery.rt3_accounting import RT3_FREQ_GHZ, RT3_VOLT_V, rt3_power_w
 from testbed.rt3.opcount import RT3_LM, LMShape, latency_from_ops_ms, op_tensors
 from testbed.rt3.pp import RT3_LEVELS
 from testbed.search.evaluator import Evaluation
+from testbed.search.memory import MemoryTerm
 from testbed.search.reward import RewardConfig, calibrated, compute_reward, config_runs
 from testbed.search.space import Candidate, Decision
 
@@ -48,7 +52,8 @@ class LayerCostTable:
     """Latency (ms) of every layer at every sparsity level and frequency level: ``latency_ms[g][s][k]``.
 
     ``fixed_ms[k]`` is what the candidate cannot change (unpruned parts), ``power_w[k]`` the mean power while
-    inferring at level ``k``; ``source`` says where the numbers come from (predicted, emulated or measured).
+    inferring at level ``k``; ``source`` says where the numbers come from (predicted, emulated or measured),
+    ``provenance`` how a measured table was taken (:mod:`testbed.search.layer_profile`).
     """
 
     layers: tuple[str, ...]
@@ -58,6 +63,7 @@ class LayerCostTable:
     fixed_ms: tuple[float, ...]
     power_w: tuple[float, ...]
     source: str
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         g, s, k = len(self.layers), len(self.sparsity_levels), len(self.level_names)
@@ -87,6 +93,7 @@ class LayerCostTable:
             tuple(float(x) for x in d["fixed_ms"]),
             tuple(float(x) for x in d["power_w"]),
             str(d["source"]),
+            dict(d.get("provenance") or {}),
         )
 
 
@@ -274,8 +281,9 @@ class LayerSparsitySpace:
 
 
 def weighted_sparsity(cost: LayerCostTable, levels: Sequence[int]) -> float:
-    """Mean sparsity of a level's layers weighted by their dense cost at the fastest level (for reports)."""
-    dense = cost.array()[:, 0, 0]
+    """Mean sparsity of a level's layers weighted by their dense cost at the fastest level (for reports; a
+    measured table's negative costs — noise — count as 0, and without any positive cost the mean is plain)."""
+    dense = np.clip(cost.array()[:, 0, 0], 0.0, None)
     w = dense / dense.sum() if dense.sum() > 0 else np.full(len(dense), 1 / len(dense))
     return float(sum(w[g] * cost.sparsity_levels[s] for g, s in enumerate(levels)))
 
@@ -297,6 +305,7 @@ class TableEvaluator:
         reward: RewardConfig | None = None,
         calibrate: bool = True,
         accuracy_fn: Callable[[int, tuple[int, ...]], float] | None = None,
+        memory: MemoryTerm | None = None,
     ) -> None:
         self.cost = cost
         self.acc_table = align(cost, accuracy)
@@ -319,7 +328,12 @@ class TableEvaluator:
         self.reward_config = cfg
         self.memo: dict[Candidate, Evaluation] = {}
         self.hits = 0
+        if memory is not None and len(memory.layers) != len(cost.layers):
+            raise BadInputError(f"memory table has {len(memory.layers)} layers, latency table {len(cost.layers)}")
+        self.memory = memory
         self.source = f"latency: {cost.source}; accuracy: table proxy ({accuracy.source})"
+        if memory is not None and memory.weight > 0:
+            self.source += f"; memory term weight {memory.weight:g} ({memory.source})"
 
     @property
     def n_evaluations(self) -> int:
@@ -349,6 +363,14 @@ class TableEvaluator:
         acc = [self.level_accuracy(k, lv) for k, lv in enumerate(per_level)]
         power = list(self.cost.power_w)
         terms = compute_reward(acc, lat, lat, power, self.deadlines_ms, self.reward_config)
+        if self.memory is not None:
+            mem_term = self.memory.term(per_level)
+            terms = replace(
+                terms,
+                memory_term=mem_term,
+                resident_mb=self.memory.resident_bytes(per_level) / 1e6,
+                reward=terms.reward + mem_term,
+            )
         ev = Evaluation(
             candidate=list(cand),
             index=len(self.memo),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from devices.errors import BadInputError
+from testbed.agent.api import AgentAPI
 from testbed.battery.rt3_accounting import RT3_FREQ_GHZ, RT3_VOLT_V
 from testbed.rt3.checkpoint import Checkpoint
 from testbed.rt3.pp import RT3_LEVELS, build_space
@@ -22,6 +23,8 @@ from testbed.search.algorithms import SearcherOptions, check_algorithm
 from testbed.search.algorithms import make_searcher as create_searcher
 from testbed.search.evaluator import AccuracyConfig, CandidateEvaluator
 from testbed.search.latency import LatencyModel, OpCountLatency, ProfileLatency
+from testbed.search.layer_problem import CheckpointLayerEvaluator, TableLatency, layer_latency
+from testbed.search.layerspace import LayerSparsitySpace
 from testbed.search.reinforce import ReinforceConfig
 from testbed.search.reward import RewardConfig, calibrated, config_runs
 from testbed.search.searcher import Searcher
@@ -56,8 +59,15 @@ class SearchConfig:
     accuracy: dict[str, Any] = field(default_factory=dict)  # AccuracyConfig fields
     rl: dict[str, Any] = field(default_factory=dict)  # ReinforceConfig fields
     final_finetune_steps: int = 0
+    space: str = "pattern"  # pattern (one pattern set per level) | layer (a sparsity per tensor per level)
+    latency_table: str | None = None  # --space layer: per-layer (measured through --agent) or a table file
+    latency_cache: str | None = None  # --space layer, per-layer: where the measured table is cached
 
     def __post_init__(self) -> None:
+        if self.space not in ("pattern", "layer"):
+            raise BadInputError(f"--space {self.space!r}: choose pattern or layer")
+        if self.space == "pattern" and self.latency_table is not None:
+            raise BadInputError("--latency-table belongs to --space layer")
         check_algorithm(self.algo)
         if self.budget < 1:
             raise BadInputError(f"--budget must be ≥ 1, got {self.budget}")
@@ -89,9 +99,9 @@ class Problem:
 
     checkpoint: Checkpoint
     api: PatternSearchAPI
-    space: SearchSpace
-    latency: LatencyModel
-    evaluator: CandidateEvaluator
+    space: SearchSpace | LayerSparsitySpace
+    latency: LatencyModel | TableLatency
+    evaluator: CandidateEvaluator | CheckpointLayerEvaluator
     reward: RewardConfig
 
 
@@ -101,21 +111,51 @@ def latency_model(
     """The op-count PREDICTION, the profile table named by ``cfg.profile``, or measurements through
     ``cfg.agent`` (which needs the checkpoint; the agent's lease is taken here and held by the client)."""
     if cfg.agent is not None:
-        from testbed.agent.client import AgentClient, read_token
         from testbed.search.agent_latency import AgentLatency
 
         if ckpt is None:
             raise BadInputError("--agent needs the search's checkpoint")
-        token = read_token(Path(cfg.agent_token_file) if cfg.agent_token_file else None)
-        client = AgentClient(cfg.agent, token)
-        client.acquire("testbed-search", ttl_s=600.0)
-        return AgentLatency(client, ckpt, cfg.profile_levels, cfg.agent_inferences)
+        return AgentLatency(_agent_client(cfg), ckpt, cfg.profile_levels, cfg.agent_inferences)
     if cfg.profile is None:
         return OpCountLatency(cfg.freq_ghz, cfg.volt_v, cfg.tokens, cfg.opcount, api)
     from testbed.paths import profile_table_path
     from traces.profile import load_profile_table
 
     return ProfileLatency(load_profile_table(profile_table_path(cfg.profile)), cfg.profile_levels)
+
+
+def _agent_client(cfg: SearchConfig) -> AgentAPI:
+    """A client of ``cfg.agent`` holding the board's lease (given back by the latency model's ``close``)."""
+    from testbed.agent.client import AgentClient, read_token
+
+    assert cfg.agent is not None
+    token = read_token(Path(cfg.agent_token_file) if cfg.agent_token_file else None)
+    client = AgentClient(cfg.agent, token)
+    client.acquire("testbed-search", ttl_s=600.0)
+    return client
+
+
+def _layer_problem(ckpt: Checkpoint, cfg: SearchConfig, api: PatternSearchAPI) -> Problem:
+    """``--space layer``: a sparsity per tensor per level, latency from a per-layer table (see layer_problem)."""
+    client = _agent_client(cfg) if cfg.latency_table == "per-layer" and cfg.agent is not None else None
+    cache = Path(cfg.latency_cache) if cfg.latency_cache else None
+    try:
+        lat = layer_latency(ckpt, api, cfg.latency_table, client, cfg.profile_levels, cfg.agent_inferences, cache)
+        k = len(lat.level_names)
+        auto = cfg.runs_range is None or cfg.acc_range is None
+        ev = CheckpointLayerEvaluator(
+            api, lat.table, _deadlines(cfg, k), RewardConfig(**cfg.reward), cfg.accuracy_config().eval_batches, auto
+        )
+    except BaseException:
+        if client is not None:
+            client.release()
+            client.close()
+        raise
+    if cfg.runs_range is not None:
+        ev.reward_config = replace(ev.reward_config, runs_low=cfg.runs_range[0], runs_high=cfg.runs_range[1])
+    if cfg.acc_range is not None:
+        ev.reward_config = replace(ev.reward_config, acc_low=cfg.acc_range[0], acc_high=cfg.acc_range[1])
+    return Problem(ckpt, api, ev.space, lat, ev, ev.reward_config)
 
 
 def _deadlines(cfg: SearchConfig, k: int) -> list[float]:
@@ -150,6 +190,8 @@ def build_problem(ckpt: Checkpoint, cfg: SearchConfig) -> Problem:
         mode=cfg.pp_mode,
     )
     api = PatternSearchAPI(ckpt.model, ckpt.bp_masks, pspace, task)
+    if cfg.space == "layer":
+        return _layer_problem(ckpt, cfg, api)
     lat = latency_model(cfg, ckpt, api)
     k = len(lat.level_names)
     space = SearchSpace(pspace, k, cfg.allowed_levels)
@@ -179,6 +221,6 @@ def build_problem(ckpt: Checkpoint, cfg: SearchConfig) -> Problem:
     return Problem(ckpt, api, space, lat, evaluator, reward)
 
 
-def make_searcher(cfg: SearchConfig, space: SearchSpace) -> Searcher:
+def make_searcher(cfg: SearchConfig, space: SearchSpace | LayerSparsitySpace) -> Searcher:
     """The searcher of ``cfg.algo`` (from the algorithm registry) over ``space``'s decisions, seeded."""
     return create_searcher(cfg.algo, space, SearcherOptions(seed=cfg.seed, rl=cfg.rl_config()))

@@ -1,4 +1,4 @@
-"""REINFORCE for the LSTM controller: moving-average baseline, entropy bonus, seeded sampling.
+"""REINFORCE for the search controllers: baselines, batches, per-level credit, shaped learning, seeded sampling.
 
 Per proposal (RT3: one child per episode)::
 
@@ -9,8 +9,27 @@ Per proposal (RT3: one child per episode)::
 The advantage is scaled by a moving RMS (same decay) so that the step size does not depend on the reward's
 units (RT3's rewards span about ±1; a toy table or another weighting may not).
 
-Adam with optional staircase decay of the learning rate (RT3: ×0.5 every 50 steps, with RMSProp). Sampling
-uses a private :class:`torch.Generator`, whose state is part of :meth:`Reinforce.state_dict` together with the
+With ``batch`` > 1 the controller draws ``batch`` candidates, then takes ONE step on their mean loss with the
+batch's own mean as baseline and the advantages divided by the batch's standard deviation (several samples
+per update: a far less noisy gradient than one child per step). ``entropy_decay`` multiplies the entropy
+weight after every update (annealing). ``shaped`` replaces the flat deadline penalty in what the controller
+LEARNS from (never in the reported reward): an infeasible candidate's reward minus
+``Σ_k max(0, latency_k / deadline_k − 1)``, so it learns how far from the deadlines it is
+(:meth:`Reinforce.tell_evaluation`; the runner calls it when a searcher has it). ``credit`` ``per-level``
+splits what is learnt by frequency level: the decisions of level *k* learn from level *k*'s share of the
+reward only — ``w_accuracy·w_k·a_k / (acc_high − acc_low)`` when the level meets its deadline, else
+``deadline_reward`` (minus its distance with ``shaped``), plus ``w_battery·runs_k / (runs_high − runs_low)``
+and the monotonic term — each normalised over the batch (a per-level baseline); decisions without a level
+learn from the total. ``soft_deadline`` μ > 0 turns the deadline into a soft constraint for learning (a
+Lagrangian relaxation): a level over its deadline keeps its accuracy share and loses ``μ · (latency /
+deadline − 1)``, so the policy can sit ON the deadline instead of keeping clear of a −1 cliff; the reported
+reward still gives −1. ``policy`` ``lstm`` is RT3's autoregressive controller, ``factorised`` the
+independent per-decision logits with shared per-level and per-layer vectors of
+:class:`~testbed.search.controller.FactorisedPolicy`. The settings tuned on the layer space are
+:data:`testbed.search.compare.TUNED_RL` (the README says how each was chosen).
+
+Adam or RMSProp with optional staircase decay of the learning rate (RT3: ×0.5 every 50 steps, with RMSProp).
+Sampling uses a private :class:`torch.Generator`, whose state is part of :meth:`Reinforce.state_dict` together with the
 policy, the optimizer, the baseline and the step count, so a resumed search continues exactly.
 """
 
@@ -19,13 +38,17 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from devices.errors import BadInputError
-from testbed.search.controller import LSTMPolicy
-from testbed.search.space import Candidate
+from testbed.search.controller import FactorisedPolicy, LSTMPolicy
+from testbed.search.space import Candidate, Decision
+
+if TYPE_CHECKING:
+    from testbed.search.evaluator import Evaluation
+    from testbed.search.reward import RewardConfig
 
 
 @dataclass(frozen=True)
@@ -40,6 +63,12 @@ class ReinforceConfig:
     lr_decay: float = 1.0
     lr_decay_every: int = 50
     optimizer: str = "adam"  # adam | rmsprop (RT3's)
+    policy: str = "lstm"  # lstm (RT3's) | factorised
+    batch: int = 1  # candidates per update (RT3: 1)
+    entropy_decay: float = 1.0  # entropy weight × this after every update
+    shaped: bool = False  # learn from the distance to the deadlines instead of a flat penalty
+    credit: str = "total"  # total | per-level (each level's decisions learn from that level's share)
+    soft_deadline: float = 0.0  # > 0: learn from accuracy − this × relative excess (a soft constraint), not −1
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "rmsprop"):
@@ -48,6 +77,16 @@ class ReinforceConfig:
             raise BadInputError(f"baseline decay must be in [0, 1), got {self.baseline_decay}")
         if self.lr <= 0 or self.hidden < 1 or self.lr_decay_every < 1:
             raise BadInputError("lr, hidden and lr_decay_every must be positive")
+        if self.policy not in ("lstm", "factorised"):
+            raise BadInputError(f"RL policy {self.policy!r}: choose lstm or factorised")
+        if self.credit not in ("total", "per-level"):
+            raise BadInputError(f"RL credit {self.credit!r}: choose total or per-level")
+        if self.credit == "per-level" and self.batch < 2:
+            raise BadInputError("RL per-level credit needs a batch of at least 2 candidates")
+        if self.soft_deadline < 0:
+            raise BadInputError(f"RL soft deadline slope must be ≥ 0, got {self.soft_deadline}")
+        if self.batch < 1 or not 0.0 < self.entropy_decay <= 1.0:
+            raise BadInputError("RL batch must be ≥ 1 and entropy decay in (0, 1]")
         if self.entropy_weight < 0:
             raise BadInputError(f"entropy weight must be ≥ 0, got {self.entropy_weight}")
 
@@ -60,10 +99,22 @@ class Reinforce:
 
     name = "rl"
 
-    def __init__(self, sizes: Sequence[int], seed: int = 0, config: ReinforceConfig | None = None) -> None:
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        seed: int = 0,
+        config: ReinforceConfig | None = None,
+        decisions: Sequence[Decision] | None = None,
+    ) -> None:
         self.config = config or ReinforceConfig()
         torch.manual_seed(seed)  # initial weights
-        self.policy = LSTMPolicy(sizes, hidden=self.config.hidden)
+        self.policy: LSTMPolicy | FactorisedPolicy
+        if self.config.policy == "factorised":
+            context = [(d.level, d.layer) for d in decisions] if decisions is not None else None
+            self.policy = FactorisedPolicy(sizes, context)
+        else:
+            self.policy = LSTMPolicy(sizes, hidden=self.config.hidden)
+        self.decision_levels = [d.level for d in decisions] if decisions is not None else [None] * len(sizes)
         opt = torch.optim.Adam if self.config.optimizer == "adam" else torch.optim.RMSprop
         self.optimizer: torch.optim.Optimizer = opt(self.policy.parameters(), lr=self.config.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(
@@ -74,26 +125,103 @@ class Reinforce:
         self.sq_dev = 0.0
         self.steps = 0
         self.last_loss = 0.0
+        self.entropy_weight = self.config.entropy_weight
+        self.pending: list[tuple[Candidate, float, tuple[float, ...] | None]] = []
 
     def ask(self) -> Candidate:
         return tuple(self.policy.sample(self.generator))
 
+    def tell_evaluation(
+        self,
+        candidate: Candidate,
+        evaluation: Evaluation,
+        deadlines_ms: Sequence[float],
+        reward_config: RewardConfig | None = None,
+    ) -> None:
+        """:meth:`tell` with what the controller learns from (``shaped``, ``credit``: see the module text)."""
+        terms = evaluation.terms
+        lat = evaluation.deadline_latency_ms
+        soft = self.config.soft_deadline
+        shaped = self.config.shaped or soft > 0
+        excess = [max(0.0, x / d - 1.0) if shaped else 0.0 for x, d in zip(lat, deadlines_ms, strict=True)]
+        reward = evaluation.reward
+        if (self.config.credit == "per-level" or soft > 0) and reward_config is None:
+            raise BadInputError("per-level credit and a soft deadline need the reward's configuration")
+        if not terms.all_deadlines_met and soft > 0 and reward_config is not None:
+            rc = reward_config
+            as_met = rc.w_accuracy * (terms.weighted_accuracy - rc.acc_low) / (rc.acc_high - rc.acc_low)
+            reward += as_met - rc.w_accuracy * terms.accuracy_term - soft * sum(excess)
+        elif not terms.all_deadlines_met:
+            reward -= sum(excess)
+        per_level = None
+        if self.config.credit == "per-level" and reward_config is not None:
+            rc = reward_config
+            k = len(lat)
+            w = rc.weights(k)
+            acc_span = rc.acc_high - rc.acc_low
+            runs_span = rc.runs_high - rc.runs_low
+            per_level = tuple(
+                (
+                    rc.w_accuracy * w[i] * evaluation.accuracy[i] / acc_span
+                    if terms.deadline_met[i]
+                    else rc.w_accuracy * w[i] * evaluation.accuracy[i] / acc_span - soft * excess[i]
+                    if soft > 0
+                    else rc.w_accuracy * rc.deadline_reward - excess[i]
+                )
+                + rc.w_battery * terms.runs_per_level[i] / runs_span
+                + terms.monotonic_term
+                for i in range(k)
+            )
+        self._tell(candidate, reward, per_level)
+
     def tell(self, candidate: Candidate, reward: float) -> None:
-        """One policy-gradient step on ``candidate`` with ``reward``, then update the baseline."""
+        """A policy-gradient step on ``candidate`` with ``reward`` (with ``batch`` > 1: once the batch is full)."""
+        self._tell(candidate, reward, None)
+
+    def _tell(self, candidate: Candidate, reward: float, per_level: tuple[float, ...] | None) -> None:
+        if self.config.batch > 1:
+            self.pending.append((tuple(candidate), float(reward), per_level))
+            if len(self.pending) >= self.config.batch:
+                self._batch_step()
+            return
         baseline = reward if self.baseline is None else self.baseline
         advantage = reward - baseline
         d = self.config.baseline_decay
         self.sq_dev = d * self.sq_dev + (1.0 - d) * advantage * advantage
         advantage = advantage / (self.sq_dev**0.5 + 1e-8) if self.steps > 0 else 0.0
         log_prob, entropy = self.policy.log_prob(candidate)
-        loss = -advantage * log_prob - self.config.entropy_weight * entropy
+        loss = -advantage * log_prob - self.entropy_weight * entropy
+        self._step(loss)
+        self.baseline = d * baseline + (1.0 - d) * reward
+
+    def _batch_step(self) -> None:
+        rewards = torch.tensor([r for _, r, _ in self.pending], dtype=torch.float64)
+        total = _normalised(rewards)
+        levels = [lv for _, _, lv in self.pending]
+        per_level = (
+            _normalised(torch.tensor(levels, dtype=torch.float64)) if all(lv is not None for lv in levels) else None
+        )
+        loss = torch.zeros(())
+        for b, (cand, _, _) in enumerate(self.pending):
+            steps, entropy = self.policy.step_log_probs(cand)
+            adv = [
+                float(per_level[b, lv]) if per_level is not None and lv is not None else float(total[b])
+                for lv in self.decision_levels
+            ]
+            loss = loss - (torch.tensor(adv, dtype=steps.dtype) * steps).sum() - self.entropy_weight * entropy
+        loss = loss / len(self.pending)
+        self._step(loss)
+        self.baseline = float(rewards.mean())
+        self.pending = []
+
+    def _step(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
-        self.baseline = d * baseline + (1.0 - d) * reward
+        self.entropy_weight *= self.config.entropy_decay
         self.steps += 1
         self.last_loss = float(loss.detach())
 
@@ -113,6 +241,8 @@ class Reinforce:
                 "baseline": self.baseline,
                 "sq_dev": self.sq_dev,
                 "steps": self.steps,
+                "entropy_weight": self.entropy_weight,
+                "pending": list(self.pending),
             }
         )
 
@@ -124,3 +254,14 @@ class Reinforce:
         self.baseline = state["baseline"]
         self.sq_dev = float(state["sq_dev"])
         self.steps = int(state["steps"])
+        self.entropy_weight = float(state.get("entropy_weight", self.config.entropy_weight))
+        self.pending = [
+            (tuple(c), float(r), None if lv is None else tuple(lv)) for c, r, lv in state.get("pending", [])
+        ]
+
+
+def _normalised(values: torch.Tensor) -> torch.Tensor:
+    """``(x − mean) / sd`` along the batch (dim 0); zeros where the batch does not vary."""
+    centred = values - values.mean(dim=0)
+    sd = values.std(dim=0) if len(values) > 1 else torch.zeros_like(values[0])
+    return torch.where(sd > 1e-12, centred / sd.clamp_min(1e-12), torch.zeros_like(centred))

@@ -109,6 +109,8 @@ class RewardTerms:
     monotonic: bool
     reward: float
     notes: list[str] = field(default_factory=list)
+    memory_term: float = 0.0  # layer space with a memory weight: −weight · resident / dense (testbed.search.memory)
+    resident_mb: float | None = None  # resident packed weights of all levels (1e6 bytes), when counted
 
     @property
     def all_deadlines_met(self) -> bool:

@@ -43,6 +43,7 @@ from testbed.runstore.results import SearchSummary
 from testbed.runstore.store import RunStore
 from testbed.search.evaluator import CandidateEvaluator, Evaluation
 from testbed.search.latency import ProfileLatency
+from testbed.search.layer_problem import TableLatency
 from testbed.search.layerspace import TableEvaluator
 from testbed.search.problem import Problem, SearchConfig, build_problem, make_searcher
 from testbed.search.searcher import Searcher
@@ -156,6 +157,7 @@ def run_search(
         if store is not None:
             store.conn.execute("DELETE FROM log WHERE source = ? AND t_s > ?", (source, t_offset))
     space_size = evaluator.space.cardinality()
+    feedback = getattr(searcher, "tell_evaluation", None)
     t0 = time.monotonic()
     stopped = "budget"
     with _progress(progress) as bar:
@@ -169,7 +171,10 @@ def run_search(
                 break
             candidate = searcher.ask()
             ev, hit = evaluator.evaluate(candidate)
-            searcher.tell(candidate, ev.reward)
+            if feedback is not None:  # a searcher that learns from more than the reward (RL's shaped reward)
+                feedback(candidate, ev, evaluator.deadlines_ms, evaluator.reward_config)
+            else:
+                searcher.tell(candidate, ev.reward)
             if best is None or ev.reward > best.reward:
                 best = ev
             if not hit:
@@ -242,7 +247,11 @@ def summarize(result: SearchResult, problem: Problem) -> SearchSummary:
 
 def describe_search(cfg: SearchConfig, ckpt: Path, problem: Problem) -> RunDescription:
     """A search run's manifest entries: no board, governor or meter of its own; the latency model and reward."""
-    board = problem.latency.table.meta.get("board") if isinstance(problem.latency, ProfileLatency) else None
+    board = None
+    if isinstance(problem.latency, ProfileLatency):
+        board = problem.latency.table.meta.get("board")
+    elif isinstance(problem.latency, TableLatency):  # --space layer: a per-layer table, measured on a board or not
+        board = problem.latency.table.provenance.get("board_profile") or "none (latency table file)"
     return RunDescription(
         config=_search_config_json(cfg, ckpt),
         fidelity="search",

@@ -496,6 +496,9 @@ def tune_search_run(
         raise BadInputError("--parallel cannot measure through --agent (one board, one lease); drop one of them")
     conf, source = cfg, ckpt.resolve()
     problem = build_problem(Checkpoint.load(source), conf)
+    space = problem.space
+    if not isinstance(space, SearchSpace):  # --space layer scores from tables: nothing to spread over Ray
+        raise BadInputError("--parallel searches the pattern-set space only; drop --space layer")
     run = RunExecutor.open(
         _search_config_json(conf, source), lambda: describe_search(conf, source, problem),
         None if resume else out, out if resume else None, kind="search", comparable=_same_search,
@@ -507,7 +510,7 @@ def tune_search_run(
     def search(ctx: UnitContext) -> SearchSummary:
         from ray import tune
 
-        searcher = BatchSearcher(make_proposer(conf, problem.space), problem.space, problem.evaluator.deadlines_ms,
+        searcher = BatchSearcher(make_proposer(conf, space), space, problem.evaluator.deadlines_ms,
                                  conf.budget, parallel, out)  # fmt: skip
         trainable = tune.with_resources(tune.with_parameters(evaluate_trial, spec=spec), {"cpu": 1})
         bar = Progress(TextColumn(f"search {conf.algo} on Tune ×{parallel}"), BarColumn(), MofNCompleteColumn(),

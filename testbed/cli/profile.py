@@ -46,7 +46,10 @@ def agent_session(agent: str | None, token_file: Path | None, emulate: str | Non
 
 def profile_cmd(
     out: Annotated[Path, typer.Option("--out", help="Profile CSV to write (or the sweep CSV with --sweep).")],
-    artifact: Annotated[Path | None, typer.Option("--artifact", help="Model artifact (.rt3, .onnx, dir).")] = None,
+    artifact: Annotated[
+        list[Path] | None,
+        typer.Option("--artifact", help="Model artifact (.rt3, .onnx, dir); repeat to profile several together."),
+    ] = None,
     agent: Annotated[str | None, typer.Option("--agent", help="Agent URL, e.g. http://127.0.0.1:8765.")] = None,
     token_file: Annotated[Path | None, typer.Option("--token-file", help="The agent's token file.")] = None,
     emulate: Annotated[str | None, typer.Option("--emulate", help="Start an emulated agent for this board.")] = None,
@@ -66,7 +69,7 @@ def profile_cmd(
     if sweep:
         from testbed.experiment.sweep import run_sweep
 
-        if artifact is not None:
+        if artifact:
             raise BadInputError("--sweep builds its own models; do not pass --artifact")
         with agent_session(agent, token_file, emulate) as board:
             report = run_sweep(
@@ -81,9 +84,12 @@ def profile_cmd(
                     f"  held-out {target}: MAPE {err['mape']:.1%}, 90% interval coverage {err['coverage']:.0%}"
                 )
         return
-    if artifact is None:
+    if not artifact:
         raise BadInputError("give --artifact FILE (or --sweep N)")
-    from testbed.experiment.profiler import ProfileOptions, artifact_metadata, profile_through_agent
+    for path in artifact:
+        if not path.exists():
+            raise BadInputError(f"{path}: no such artifact")
+    from testbed.experiment.profiler import ProfiledModel, ProfileOptions, artifact_metadata, profile_models
 
     opts = ProfileOptions(
         window_s=window_s, min_reps=min_reps, max_reps=max_reps, rel_ci=rel_ci,
@@ -95,15 +101,19 @@ def profile_cmd(
     if emulate is not None:
         say(f"starting an emulated {emulate} agent …")
     with agent_session(agent, token_file, emulate) as board:
-        say(f"loading {artifact} on the agent …")
-        loaded = load_on_agent(board.agent, artifact, board.local)
-        names = [ps["name"] for ps in loaded["pattern_sets"]]
+        models: list[ProfiledModel] = []
+        for path in artifact:
+            say(f"loading {path} on the agent …")
+            loaded = load_on_agent(board.agent, path, board.local)
+            names = [ps["name"] for ps in loaded["pattern_sets"]]
+            clash = sorted(set(names) & {n for m in models for n in m.pattern_sets})
+            if clash:
+                raise BadInputError(f"{path}: pattern set(s) {', '.join(clash)} also in an earlier --artifact")
+            models.append(ProfiledModel(loaded["model_id"], names, artifact_metadata(path)))
+        all_names = [n for m in models for n in m.pattern_sets]
         n_levels = len(opts.levels) if opts.levels else len(board.agent.info().get("levels", []))
-        steps = StepProgress(n_levels * len(opts.pattern_sets or names), quiet=json_out)
-        table = profile_through_agent(
-            board.agent, loaded["model_id"], names, artifact_metadata(artifact), opts,
-            progress=lambda lv, ps: steps.step(f"measuring {ps} at {lv}"),
-        )  # fmt: skip
+        steps = StepProgress(n_levels * len(opts.pattern_sets or all_names), quiet=json_out)
+        table = profile_models(board.agent, models, opts, progress=lambda lv, ps: steps.step(f"{ps} at {lv}"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table.to_csv())
     from testbed.experiment.quality import assess

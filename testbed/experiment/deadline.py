@@ -1,14 +1,20 @@
 """A deadline derived from a profile: one that dense-max meets at the top level and the sparsest set meets at
 the lowest, and that the densest set misses at the lowest (otherwise nothing needs to reconfigure).
 
-With ``lower = max(p99 of the densest set at the top level, p99 of the sparsest set at the lowest level)`` and
-``upper = p99 of the densest set at the lowest level``: the deadline is ``margin · lower`` when that is below
-``upper``, else the midpoint of the two when ``lower < upper``; when ``lower ≥ upper`` no deadline separates
-the sets and :attr:`DerivedDeadline.deadline_ms` is None (the rule says why).
+Each cell's tail latency is either its own measured p99 (``tail="cell"``) or, with ``tail="pooled"``, its
+median times the table's pooled tail ratio: the median over all cells at the levels of p99 / p50. A p99 from a
+few dozen inferences is close to their maximum and moves by 10–25 % between profiles of the same model; the
+medians and the pooled ratio move far less, so a deadline (and a request period derived from it) built on them
+is reproducible. With ``lower = max(tail of the densest set at the top level, tail of the sparsest set at the
+lowest level)`` and ``upper = tail of the densest set at the lowest level``: the deadline is ``margin · lower``
+when that is below ``upper``, else the midpoint of the two when ``lower < upper``; when ``lower ≥ upper`` no
+deadline separates the sets and :attr:`DerivedDeadline.deadline_ms` is None (the rule says why). In either mode
+the deadline is at least ``margin`` × the densest set's own measured p99 at the top level, so dense-max meets it.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -26,18 +32,32 @@ class DerivedDeadline:
     dense_top_p99_ms: float
     sparsest_low_p99_ms: float
     dense_low_p99_ms: float
+    tail: str = "cell"
+    pooled_tail_ratio: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def derive_deadline(table: ProfileTable, levels: Sequence[str] | None = None, margin: float = 1.1) -> DerivedDeadline:
+def pooled_tail_ratio(table: ProfileTable, levels: Sequence[str]) -> float:
+    """The median over the cells at ``levels`` of p99 / p50 (1.0 for a table without positive medians)."""
+    ratios = [
+        r.latency_p99_ms / r.latency_p50_ms for r in table.rows.values() if r.level in levels and r.latency_p50_ms > 0
+    ]
+    return statistics.median(ratios) if ratios else 1.0
+
+
+def derive_deadline(
+    table: ProfileTable, levels: Sequence[str] | None = None, margin: float = 1.1, tail: str = "cell"
+) -> DerivedDeadline:
     """Derive the deadline over ``levels`` (default: all of the table's, fastest first); see the module text.
 
-    Raises :class:`BadInputError` for a level the table does not have or a margin below 1.
+    Raises :class:`BadInputError` for a level the table does not have, a margin below 1 or an unknown ``tail``.
     """
     if margin < 1.0:
         raise BadInputError(f"deadline margin must be ≥ 1, got {margin}")
+    if tail not in ("cell", "pooled"):
+        raise BadInputError(f"deadline tail must be 'cell' or 'pooled', got {tail!r}")
     lv = list(levels) if levels else list(table.levels)
     for name in lv:
         if name not in table.levels:
@@ -45,12 +65,18 @@ def derive_deadline(table: ProfileTable, levels: Sequence[str] | None = None, ma
     by_f = sorted(lv, key=table.freq_khz, reverse=True)
     top, low = by_f[0], by_f[-1]
     dense, sparsest = table.pattern_sets[0], table.pattern_sets[-1]
-    d_top = table.get(dense, top).latency_p99_ms
-    s_low = table.get(sparsest, low).latency_p99_ms
-    d_low = table.get(dense, low).latency_p99_ms
+    ratio = pooled_tail_ratio(table, lv) if tail == "pooled" else None
+
+    def tail_ms(ps: str, level: str) -> float:
+        row = table.get(ps, level)
+        return row.latency_p50_ms * ratio if ratio is not None else row.latency_p99_ms
+
+    d_top, s_low, d_low = tail_ms(dense, top), tail_ms(sparsest, low), tail_ms(dense, low)
+    d_top_measured = table.get(dense, top).latency_p99_ms
     lower, upper = max(d_top, s_low), d_low
+    kind = "p99" if ratio is None else f"p50 x pooled p99/p50 {ratio:.3f} ="
     what = (
-        f"p99 of {dense} at {top} {d_top:.4g} ms, of {sparsest} at {low} {s_low:.4g} ms, of {dense} at {low} "
+        f"{kind} of {dense} at {top} {d_top:.4g} ms, of {sparsest} at {low} {s_low:.4g} ms, of {dense} at {low} "
         f"{d_low:.4g} ms"
     )
     if margin * lower < upper:
@@ -60,7 +86,15 @@ def derive_deadline(table: ProfileTable, levels: Sequence[str] | None = None, ma
     else:
         return DerivedDeadline(
             None, f"no deadline exists: {dense} at {low} is as fast as the slowest required pair ({what})",
-            d_top, s_low, d_low,
+            d_top, s_low, d_low, tail, ratio,
         )  # fmt: skip
+    if deadline < margin * d_top_measured:  # dense-max must meet it by its own measured tail
+        deadline = margin * d_top_measured
+        how += f", raised to {margin:g} x the measured p99 of {dense} at {top} ({d_top_measured:.4g} ms)"
+        if deadline >= upper:
+            return DerivedDeadline(
+                None, f"no deadline exists: {dense} at {top} has a measured p99 too close to {dense} at {low} ({what})",
+                d_top, s_low, d_low, tail, ratio,
+            )  # fmt: skip
     rule = f"met by dense-max at {top} and by {sparsest} at {low}, missed by {dense} at {low}: {how} ({what})"
-    return DerivedDeadline(round(deadline, 4), rule, d_top, s_low, d_low)
+    return DerivedDeadline(round(deadline, 4), rule, d_top, s_low, d_low, tail, ratio)

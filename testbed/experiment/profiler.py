@@ -5,10 +5,15 @@ For each level and pattern set: a short pilot estimates the latency; each repeti
 window of enough back-to-back inferences to last ``window_s`` (so the meter sees several samples),
 after ``warmup`` inferences. Repetitions continue until the 95 % confidence half-widths (Student t) of
 the mean energy per inference and of the mean latency are both within ``rel_ci`` of their means, or
-``max_reps`` is reached (at least ``min_reps``). Latency percentiles come from all repetitions'
-latencies pooled. Idle power at a level comes from one more window at a low duty cycle
-(``idle_duty``, at least 2 s long): ``P_idle = (E_window − n·e_active) / (T_window − busy_s)``. A row is flagged
-``throttled`` when any of its windows saw throttling or a frequency change (the agent's
+``max_reps`` is reached (at least ``min_reps``). The sets of a level are measured in interleaved rounds
+(one window of each unfinished set per round), so a drift of the host (on an emulated board) or of the
+board's temperature falls on all of them alike and their ratios, which the battery-life comparison rests
+on, stay put. Several models loaded on the agent can be profiled together into one table
+(:func:`profile_models`), so sets from different artifacts are compared under the same conditions.
+Latency percentiles come from all repetitions' latencies pooled. Idle power at a level comes from one
+more window of the level's fastest set at a low duty cycle (``idle_duty``, at least 2 s long):
+``P_idle = (E_window − n·e_active) / (T_window − busy_s)``. A row is flagged ``throttled`` when any of its
+windows saw throttling or a frequency change (the agent's
 ``throttled_during`` / ``frequency_changed_during``).
 
 After every level is measured, cells that break monotonicity in frequency (a faster level slower, or
@@ -158,38 +163,65 @@ def _temp_c(m: Measurement) -> float:
     return max(temps, default=0.0)
 
 
-def measure_cell(
-    client: AgentAPI, model_id: str, level: str, pattern_set: str, opts: ProfileOptions, cell: Cell | None = None
-) -> Cell:
-    """Measure one (level, pattern set) to the confidence target, adding to ``cell`` when given (a re-measure
-    pools its repetitions with the earlier ones)."""
+def _window_size(client: AgentAPI, model_id: str, level: str, pattern_set: str, opts: ProfileOptions) -> int:
+    """Inferences per window: enough to last ``window_s``, from a 5-inference pilot (10 … 100 000)."""
     pilot = client.measure(model_id, inferences=5, warmup=opts.warmup, level=level, pattern_set=pattern_set)
     lat_ms = max(pilot["latency"]["mean_ms"], 1e-3)
-    n = max(10, min(100_000, math.ceil(opts.window_s * 1000.0 / lat_ms)))
-    c = cell if cell is not None else Cell([], [], [], [], [])
-    new = 0
-    while new < opts.max_reps:
-        c.load_max = max(c.load_max, host_load_per_core())
-        m = client.measure(model_id, inferences=n, warmup=opts.warmup, level=level, pattern_set=pattern_set)
-        new += 1
-        c.load_max = max(c.load_max, host_load_per_core())
-        c.throttled |= _throttled(m)
-        c.temp_c = max(c.temp_c, _temp_c(m))
-        e = require_energy(m.get("energy"), "profile energy")
-        per_inference_j = m.get("energy_per_inference_j")
-        if per_inference_j is None:  # not reached: a window with energy has a per-inference share
-            raise BadInputError("the agent has no power meter: cannot profile energy")
-        mean_ms = float(m["latency"]["mean_ms"])
-        if m.get("emulated_slowdown") is not None:  # emulated: power x CPU-time latency (see the module text)
-            per_inference_j = float(e["mean_power_w"]) * mean_ms / 1000.0
-        c.energies.append(float(per_inference_j))
-        c.means_ms.append(mean_ms)
-        c.powers.append(float(e["mean_power_w"]))
-        c.peaks.append(float(e["peak_power_w"]))
-        c.latencies.extend(float(x) for x in m["latencies_ms"])
-        if new >= opts.min_reps and c.rel_ci() <= opts.rel_ci:
-            break
-    return c
+    return max(10, min(100_000, math.ceil(opts.window_s * 1000.0 / lat_ms)))
+
+
+def _add_window(client: AgentAPI, model_id: str, level: str, pattern_set: str, n: int, opts: ProfileOptions,
+                c: Cell) -> None:  # fmt: skip
+    """Measure one window of ``n`` inferences and add it to ``c``."""
+    c.load_max = max(c.load_max, host_load_per_core())
+    m = client.measure(model_id, inferences=n, warmup=opts.warmup, level=level, pattern_set=pattern_set)
+    c.load_max = max(c.load_max, host_load_per_core())
+    c.throttled |= _throttled(m)
+    c.temp_c = max(c.temp_c, _temp_c(m))
+    e = require_energy(m.get("energy"), "profile energy")
+    per_inference_j = m.get("energy_per_inference_j")
+    if per_inference_j is None:  # not reached: a window with energy has a per-inference share
+        raise BadInputError("the agent has no power meter: cannot profile energy")
+    mean_ms = float(m["latency"]["mean_ms"])
+    if m.get("emulated_slowdown") is not None:  # emulated: power x CPU-time latency (see the module text)
+        per_inference_j = float(e["mean_power_w"]) * mean_ms / 1000.0
+    c.energies.append(float(per_inference_j))
+    c.means_ms.append(mean_ms)
+    c.powers.append(float(e["mean_power_w"]))
+    c.peaks.append(float(e["peak_power_w"]))
+    c.latencies.extend(float(x) for x in m["latencies_ms"])
+
+
+def measure_level_cells(
+    client: AgentAPI,
+    level: str,
+    sets: list[tuple[str, str]],
+    opts: ProfileOptions,
+    cells: dict[tuple[str, str], Cell],
+    done: Callable[[str], None] | None = None,
+) -> None:
+    """Measure every ``(model_id, pattern set)`` of ``sets`` at ``level`` to the confidence target, in
+    interleaved rounds (one window of each unfinished set per round), so a drift in the host's or board's
+    speed falls on every set alike instead of on whichever set was measured last. New windows are pooled
+    with those already in ``cells[(level, set)]`` (a re-measure); a set is finished after ``min_reps`` new
+    windows once its CI target is met, or after ``max_reps``. ``done(set)`` is called as each finishes."""
+    sizes = {ps: _window_size(client, mid, level, ps, opts) for mid, ps in sets}
+    for _, ps in sets:
+        cells.setdefault((level, ps), Cell([], [], [], [], []))
+    active = list(sets)
+    for new in range(1, opts.max_reps + 1):
+        for mid, ps in active:
+            _add_window(client, mid, level, ps, sizes[ps], opts, cells[(level, ps)])
+        finished = [
+            (mid, ps) for mid, ps in active
+            if new == opts.max_reps or (new >= opts.min_reps and cells[(level, ps)].rel_ci() <= opts.rel_ci)
+        ]  # fmt: skip
+        for pair in finished:
+            active.remove(pair)
+            if done is not None:
+                done(pair[1])
+        if not active:
+            return
 
 
 def measure_idle(
@@ -212,6 +244,15 @@ def measure_idle(
     return max(idle_w, 0.0), _throttled(m)
 
 
+@dataclass(frozen=True)
+class ProfiledModel:
+    """One model loaded on the agent: its id, its pattern sets (names) and their manifest metadata."""
+
+    model_id: str
+    pattern_sets: list[str]
+    meta: dict[str, dict[str, float]]
+
+
 def profile_through_agent(
     client: AgentAPI,
     model_id: str,
@@ -220,7 +261,20 @@ def profile_through_agent(
     opts: ProfileOptions,
     progress: Callable[[str, str], None] | None = None,
 ) -> ProfileTable:
-    """Profile every (pattern set, level) of a loaded model; returns the table (rows in measured order)."""
+    """Profile every (pattern set, level) of one loaded model; see :func:`profile_models`."""
+    return profile_models(client, [ProfiledModel(model_id, pattern_sets, meta)], opts, progress)
+
+
+def profile_models(
+    client: AgentAPI,
+    models: list[ProfiledModel],
+    opts: ProfileOptions,
+    progress: Callable[[str, str], None] | None = None,
+) -> ProfileTable:
+    """Profile every (pattern set, level) of the loaded ``models`` in one session (their sets measured in
+    interleaved rounds at each level, so they share the host's and board's conditions); returns one table
+    (rows in measured order). :class:`BadInputError` when two models have a pattern set of the same name,
+    or for an unknown level or pattern set. ``progress(level, set)`` is called as each cell finishes."""
     info = client.info()
     levels = [(lv["name"], int(next(iter(lv["freq_khz"].values())))) for lv in info.get("levels", [])]
     if not levels:
@@ -232,6 +286,15 @@ def profile_through_agent(
                 f"unknown level(s) {', '.join(unknown)}; the agent has {', '.join(n for n, _ in levels)}"
             )
         levels = [lv for lv in levels if lv[0] in opts.levels]
+    owner: dict[str, str] = {}
+    meta: dict[str, dict[str, float]] = {}
+    for pm in models:
+        for ps in pm.pattern_sets:
+            if ps in owner:
+                raise BadInputError(f"pattern set {ps!r} is in two of the models profiled together; rename one")
+            owner[ps] = pm.model_id
+        meta.update({ps: md for ps, md in pm.meta.items() if ps in pm.pattern_sets})
+    pattern_sets = list(owner)
     sets = list(opts.pattern_sets) if opts.pattern_sets is not None else pattern_sets
     unknown = sorted(set(sets) - set(pattern_sets))
     if unknown:
@@ -240,11 +303,11 @@ def profile_through_agent(
     idle: dict[str, tuple[float, bool]] = {}
 
     def measure_level(level: str) -> None:
-        for ps in sets:
-            if progress is not None:
-                progress(level, ps)
-            cells[(level, ps)] = measure_cell(client, model_id, level, ps, opts, cells.get((level, ps)))
-        idle[level] = measure_idle(client, model_id, level, sets[0], cells[(level, sets[0])].stats(), opts)
+        say = (lambda ps: progress(level, ps)) if progress is not None else None
+        measure_level_cells(client, level, [(owner[ps], ps) for ps in sets], opts, cells, say)
+        # idle power does not depend on the set; the fastest one makes the low-duty window shortest
+        fastest = min(sets, key=lambda ps: statistics.fmean(cells[(level, ps)].means_ms))
+        idle[level] = measure_idle(client, owner[fastest], level, fastest, cells[(level, fastest)].stats(), opts)
 
     for level, _ in levels:
         measure_level(level)
@@ -257,7 +320,7 @@ def profile_through_agent(
             break
         for level in again:
             if progress is not None:
-                progress(level, "(re-measure: not monotone)")
+                progress(level, "re-measuring (not monotone)")
             measure_level(level)
         remeasured += again
     table_meta = {

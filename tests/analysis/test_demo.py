@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.demo import derive_deadline_ms, experiment_toml, merge_profiles, run_demo, scaled_cell
+from testbed.demo import derive_deadline_ms, experiment_toml, run_demo, scaled_cell
 from testbed.experiment.config import load_experiment
 from traces.profile import load_profile_table
 
@@ -23,19 +23,6 @@ def test_deadline_is_met_by_dense_max_at_the_top_and_the_sparsest_set_at_the_bot
     assert prof.get("dense", "f1500").latency_p99_ms <= deadline
     assert prof.get(sparsest, "f600").latency_p99_ms <= deadline < prof.get("dense", "f600").latency_p99_ms
     assert "met by dense-max at f1500" in why
-
-
-def test_merged_profiles_keep_both_sets_and_the_worse_quality(tmp_path):
-    from traces.profile import ProfileRow, build_table
-
-    rows = [ProfileRow("L0-f1500", r.level, r.freq_khz, 0.55, 0.9, r.latency_p50_ms, r.latency_p90_ms,
-                       r.latency_p99_ms, r.energy_per_inference_j, r.mean_power_w, r.peak_power_w, r.idle_power_w)
-            for r in load_profile_table(PROFILE).rows.values() if r.pattern_set == "dense"]  # fmt: skip
-    second = tmp_path / "s.csv"
-    second.write_text(build_table(rows, {"source": "x", "host_load_max": "3.5"}).to_csv())
-    merged = load_profile_table(merge_profiles(PROFILE, second, tmp_path / "m.csv"))
-    assert "L0-f1500" in merged.pattern_sets and "dense" in merged.pattern_sets
-    assert merged.meta["host_load_max"] == "3.5"
 
 
 def test_scaled_cell_divides_the_capacity(tmp_path):

@@ -22,12 +22,14 @@ from tests.agent.conftest import write_mlp_onnx
 from traces.profile import load_profile_table
 
 
-def _artifact(d: Path) -> Path:
+def _artifact(d: Path, prefix: str = "ps", sets: tuple[tuple[float, float], ...] = ((0.0, 0.91), (0.5, 0.9))) -> Path:
     d.mkdir()
     entries = []
-    for i, (sp, acc) in enumerate(((0.0, 0.91), (0.5, 0.9))):
-        f = write_mlp_onnx(d / f"ps{i}.onnx", width=96, seed=i)
-        entries.append({"name": f"ps{i}", "file": f.name, "sha256": sha256_file(f), "sparsity": sp, "accuracy": acc})
+    for i, (sp, acc) in enumerate(sets):
+        f = write_mlp_onnx(d / f"{prefix}{i}.onnx", width=96, seed=i)
+        entries.append(
+            {"name": f"{prefix}{i}", "file": f.name, "sha256": sha256_file(f), "sparsity": sp, "accuracy": acc}
+        )
     (d / "manifest.json").write_text(json.dumps({"format": "rt3-onnx/1", "pattern_sets": entries}))
     return d
 
@@ -82,7 +84,11 @@ def test_profile_cli_bad_input(tmp_path: Path) -> None:
         return subprocess.run([sys.executable, "-m", "testbed", "profile", *args], capture_output=True, text=True)
 
     r = cli("--out", str(tmp_path / "p.csv"), "--artifact", str(tmp_path / "none.onnx"))
+    assert r.returncode == 2 and r.stderr == f"error: {tmp_path / 'none.onnx'}: no such artifact\n"
+    art = _artifact(tmp_path / "art")
+    r = cli("--out", str(tmp_path / "p.csv"), "--artifact", str(art))
     assert r.returncode == 2 and "exactly one of --agent URL and --emulate" in r.stderr
+    assert not (tmp_path / "p.csv").exists()
     r = cli("--out", str(tmp_path / "p.csv"), "--emulate", "rpi4", "--rel-ci", "2")
     assert r.returncode == 2 and r.stderr.startswith("error:") and r.stderr.count("\n") == 1
 
@@ -93,3 +99,44 @@ def test_statistics_helpers_agree_with_stdlib() -> None:
     xs = sorted([3.0, 1.0, 2.0, 10.0, 4.0])
     assert percentile(xs, 50) == statistics.median(xs)
     assert percentile(xs, 100) == 10.0 and percentile(xs, 0) == 1.0
+
+
+PROFILE_ARGS = [
+    "--window-s",
+    "0.1",
+    "--min-reps",
+    "2",
+    "--max-reps",
+    "2",
+    "--levels",
+    "f1500,f600",
+    "--emulate",
+    "rpi4",
+]
+
+
+def _profile_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "testbed", "profile", *args, *PROFILE_ARGS], capture_output=True, text=True
+    )
+
+
+@pytest.mark.slow
+def test_profile_cli_profiles_two_artifacts_in_one_table(tmp_path: Path) -> None:
+    """Changed with issue 15: the demo profiles the search's sets beside the pattern sets in one session."""
+    a = _artifact(tmp_path / "a")
+    b = _artifact(tmp_path / "b", prefix="L", sets=((0.25, 0.88),))
+    out = tmp_path / "p.csv"
+    r = _profile_cli("--artifact", str(a), "--artifact", str(b), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    table = load_profile_table(out)
+    assert table.pattern_sets == ["ps0", "L0", "ps1"] and table.levels == ["f1500", "f600"]
+    assert table.get("L0", "f600").accuracy == 0.88 and table.get("ps1", "f1500").sparsity == 0.5
+
+
+def test_profile_cli_refuses_two_artifacts_with_the_same_set_names(tmp_path: Path) -> None:
+    a = _artifact(tmp_path / "a")
+    clash = tmp_path / "q.csv"
+    r = _profile_cli("--artifact", str(a), "--artifact", str(a), "--out", str(clash))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "also in an earlier --artifact" in r.stderr
+    assert not clash.exists()

@@ -1,0 +1,62 @@
+"""The pooled-tail deadline: medians times the table's pooled p99/p50, so one cell's noisy p99 does not move it
+(issue 15: the demo's deadline, and its request period, followed a single cell's p99 between runs)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devices.errors import BadInputError
+from testbed.experiment.deadline import derive_deadline, pooled_tail_ratio
+from traces.profile import ProfileRow, ProfileTable, build_table
+
+LEVELS = {"hi": 1_500_000, "mid": 1_000_000, "lo": 600_000}
+P50 = {"dense": {"hi": 40.0, "mid": 60.0, "lo": 100.0}, "s50": {"hi": 30.0, "mid": 45.0, "lo": 75.0},
+       "s75": {"hi": 20.0, "mid": 30.0, "lo": 50.0}}  # fmt: skip
+SPARSITY = {"dense": 0.0, "s50": 0.5, "s75": 0.75}
+
+
+def _table(tail: dict[tuple[str, str], float] | None = None, scale: float = 1.0) -> ProfileTable:
+    rows = []
+    for ps, by_level in P50.items():
+        for lv, p50 in by_level.items():
+            r = (tail or {}).get((ps, lv), 1.25)
+            p50 *= scale
+            rows.append(ProfileRow(ps, lv, LEVELS[lv], SPARSITY[ps], 0.9, p50, 1.1 * p50, r * p50, 0.1, 4.0, 4.0, 2.0))
+    return build_table(rows, {"source": "test"})
+
+
+def test_pooled_ratio_is_the_median_of_the_cells_p99_over_p50() -> None:
+    t = _table({("s75", "lo"): 3.0})
+    assert pooled_tail_ratio(t, list(LEVELS)) == pytest.approx(1.25)
+
+
+def test_one_cells_outlier_p99_moves_the_cell_rule_but_not_the_pooled_one() -> None:
+    calm, noisy = _table(), _table({("s75", "lo"): 2.0})  # the sparsest set's p99 at the lowest level doubles
+    by_cell = [derive_deadline(t).deadline_ms for t in (calm, noisy)]
+    pooled = [derive_deadline(t, tail="pooled").deadline_ms for t in (calm, noisy)]
+    assert by_cell[0] is not None and by_cell[1] is not None and by_cell[1] > 1.4 * by_cell[0]
+    assert pooled[0] == pooled[1] == pytest.approx(1.1 * 1.25 * 50.0)
+    assert "pooled p99/p50 1.250" in derive_deadline(noisy, tail="pooled").rule
+
+
+def test_the_pooled_deadline_never_falls_below_dense_maxs_own_tail() -> None:
+    t = _table({("dense", "hi"): 1.9})  # dense-max's own p99 at the top: 76 ms, above 1.1 x 1.25 x 50
+    d = derive_deadline(t, tail="pooled")
+    assert d.deadline_ms == pytest.approx(1.1 * 76.0) and "raised to 1.1 x the measured p99 of dense" in d.rule
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(0.2, 20.0))
+def test_the_pooled_deadline_scales_with_the_latencies(scale: float) -> None:
+    """Scale-invariance: an emulation that is uniformly faster or slower gives the same duty cycle."""
+    base = derive_deadline(_table(), tail="pooled").deadline_ms
+    scaled = derive_deadline(_table(scale=scale), tail="pooled").deadline_ms
+    assert base is not None and scaled is not None
+    assert scaled == pytest.approx(base * scale, rel=1e-3)
+
+
+def test_unknown_tail_mode_is_refused() -> None:
+    with pytest.raises(BadInputError, match="'cell' or 'pooled'"):
+        derive_deadline(_table(), tail="p95")

@@ -455,9 +455,10 @@ def bench_switch(
     json_out: JsonOpt = False, quick: Annotated[bool, typer.Option(help="Fewer switches.")] = False
 ) -> None:
     """Switch time of a DistilBERT-sized backbone with 3 pattern sets (p50/p99 ms; RT3's paper: 45 ms)."""
-    from testbed.bench.bench_runtime import switch_benchmark
+    from testbed.bench.bench_runtime import switch_benchmark, switch_criteria
 
     res = switch_benchmark(quick=quick)
+    res["criteria"] = switch_criteria(res)
     _report(
         res,
         json_out,
@@ -471,8 +472,18 @@ def bench_switch(
             f"DVFS transition (emulated board) p50 {res['dvfs_transition_ms_p50']:.2f} ms, "
             f"RT3 mask re-application p50 {res['mask_reapply_ms_p50']:.1f} ms",
             f"resident {res['resident_mb']:.0f} MB for {res['pattern_sets']} sets vs dense {res['dense_mb']:.0f} MB",
+            *_verdicts(res["criteria"]),
         ],
     )
+
+
+def _verdicts(criteria: list[dict[str, Any]]) -> list[str]:
+    """One PASS/FAIL line per benchmark criterion (INVALID: the host could not give the measurement its cores)."""
+    return [
+        f"{'PASS' if c['passed'] else 'INVALID' if c.get('valid') is False else 'FAIL'} {c['criterion']}: "
+        f"{c['value']} (needs {c['threshold']})"
+        for c in criteria
+    ]
 
 
 @bench_app.command("sparse")
@@ -489,7 +500,7 @@ def bench_sparse(
         f"layer {r['layer_speedup']:.2f}× (ideal {r['ideal']:.2f}×; 2 threads {r['layer_speedup_2t']:.2f}×)"
         for r in res["results"]
     ]
-    _report(res, json_out, lines)
+    _report(res, json_out, [*lines, *_verdicts(res["criteria"])])
 
 
 def _task_for(ck: Any) -> tuple[Any, Any]:

@@ -9,8 +9,16 @@ Measured here before choosing (768→3072 FFN-1, 128 tokens, 1 thread, block-col
 * ``rows``: the output rows with any kept weight (rows that are entirely pruned are not computed);
 * G groups of ``h`` consecutive kept rows; per group the union of its kept columns, padded to the group
   maximum ``k`` with index 0 and zero weights: ``cols`` [G, k] and ``weight`` [G, h, k];
-* yᵀ[rows] = baddbmm(bias[rows], weight, gather(xᵀ, cols)); the other rows get the bias only. The result is
-  returned as a transposed view, so chained packed layers skip the transposes (feature-major hand-off).
+* yᵀ[rows] = baddbmm(bias[rows], weight, xg) with xg [G, k, N] the gathered inputs; the other rows get the
+  bias only. The result is returned as a transposed view, so chained packed layers skip the transposes
+  (feature-major hand-off). A token-major input x [N, in] is gathered along its columns (``x[:, cols]``,
+  [N, G·k]) and handed to the GEMM as a permuted view (strides k, 1, G·k), which BLAS reads transposed: no
+  transpose of x at all (issue 17, two same-run A/B runs against the previous form, which transposed x —
+  0.2–0.27 ms cold — and gathered rows of xᵀ: FFN-1 at 90.6 % 6.00→6.60× and 6.58→6.69× over dense, at 75 %
+  2.85→2.96× and 2.81→2.85×, at 50 % 1.70→1.68× and 1.66→1.64×). A feature-major input (a previous packed
+  layer's output) has its xᵀ rows gathered. An ONNX export keeps the transpose-then-gather form: in
+  onnxruntime the permuted operand made the packed encoder 1.5–1.7× slower at 50–75 % (measured in
+  ``make bench``: torch/onnxruntime 0.59 and 0.69, against 1.23 and 1.50 with the transposing graph).
 
 The gathered activations go into a per-thread scratch buffer that every packed layer of that thread reuses
 (layers run one after another, so one buffer serves them all): allocating a fresh 0.3–5 MB gather result on
@@ -25,6 +33,34 @@ which costs about as much as 8 rows of GEMM per gathered column), over the whole
 gcd of the rows where the kept-column set changes, e.g. RT3's 100-row blocks).
 The packing is exact for any mask (padding is zero), and fast for the structured masks of BP and PP, where
 row-blocks keep equal numbers of columns.
+
+Dense fallback: when the packed form would still do ≥ 85 % of the kept rows' dense multiply-adds
+(``DENSE_FALLBACK_RATIO``; sparsity under ~15 %), the gather and the smaller GEMMs cost about what the
+skipped work saves (measured, FFN-1, 1 thread: 0.98× dense at 6.25 % sparsity; at 12.5 % 1.06×, 1.06× and
+0.97× in three runs; at 25 % 1.11–1.22×), so the kept rows of W ⊙ M are stored dense and run as one
+``F.linear`` — a packed layer is then never slower than dense beyond measurement noise.
+
+Tried for issue 17 and dropped (FFN-1 768→3072, 128 tokens, BP+PP masks at 50 / 75 / 90.6 %, 1 thread, CPU
+time, interleaved with dense ``F.linear`` on a shared 2-core AMD EPYC (Zen 4) host at load 2–7; ratios are
+medians of same-round pairs):
+
+* pattern dedup (one gather and one GEMM per distinct column set): the bench's masks have no repeats — every
+  128-row block keeps its own column set (24 distinct sets in 24 blocks of FFN-1, 6 in 6 for q/k/v/out), and
+  splitting a block into shorter groups only makes the GEMMs smaller (64-row groups took 1.02–1.21× the
+  128-row time; 256-row groups, which double the padded columns, 1.46×);
+* a token-major output (the gathered x-columns as the GEMM's A operand, the GEMM writing into [N, G, h] so
+  that the result is contiguous [N, out]): the strided output costs what the saved transpose saves
+  (0.97–1.01× the transposing path); the transposed-operand form above keeps the output contiguous;
+* the transpose through numpy (0.16 ms instead of 0.27 ms in isolation): no gain inside the layer (0.97–1.02×);
+* oneDNN with prepacked weights (``torch.ops.mkldnn._reorder_linear_weight`` + ``_linear_pointwise``): one big
+  GEMM runs 1.5× faster than MKL's on this CPU, but each call costs ~22 µs, so 24 group GEMMs are 1.1–1.9×
+  slower than one ``baddbmm``; a grouped 1×1 oneDNN convolution with a prepacked weight (one call for all
+  groups) was no faster (1.05–1.3× the ``baddbmm`` time); ``torch.ops.mkl._mkl_linear``'s packed weight takes
+  1.46 M floats for a 128×72 weight (memory);
+* fusing the bias as a weight column (see above).
+
+What remains is the batched GEMM itself: with the caches cold (dense ran just before, as in any model) the
+group GEMMs reach 75–80 % of the dense GEMM's FLOP rate, and the gather adds 15–20 % on top.
 """
 
 from __future__ import annotations
@@ -45,6 +81,8 @@ GATHER_COST_ROWS = 8
 MIN_GROUP_ROWS = 32
 #: Below this many tokens the x-side gather (no transpose) is faster than gathering xᵀ.
 SMALL_BATCH_TOKENS = 8
+#: Store the kept rows dense when packing would keep at least this share of their multiply-adds.
+DENSE_FALLBACK_RATIO = 0.85
 
 
 class _Scratch(threading.local):
@@ -64,13 +102,18 @@ class _Scratch(threading.local):
 _SCRATCH = _Scratch()
 
 
+def _tracing() -> bool:
+    """An ONNX export or JIT trace is recording this call."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
 def _may_use_scratch(x: Tensor) -> bool:
     """The scratch gather (``out=``) is safe: no autograd graph to keep, no ONNX/JIT trace to record."""
     if x.dtype != torch.float32 or x.device.type != "cpu":
         return False
     if torch.is_grad_enabled() and x.requires_grad:
         return False
-    return not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
+    return not _tracing()
 
 
 @dataclass(frozen=True)
@@ -83,6 +126,7 @@ class PackPlan:
     cols_per_group: int
     macs_per_token: int  # padded multiply-adds per token
     nnz: int
+    dense: bool = False  # kept rows stored dense (one F.linear): packing would not pay, see DENSE_FALLBACK_RATIO
 
     @property
     def padding_ratio(self) -> float:
@@ -139,6 +183,9 @@ def plan(mask: Tensor, group_rows: int | None = None) -> tuple[PackPlan, Tensor]
             best = (cost, h, g, k)
     assert best is not None
     _, h, g, k = best
+    in_f = int(mask.shape[1])
+    if group_rows is None and g * h * k >= DENSE_FALLBACK_RATIO * n * in_f:
+        return PackPlan(n, n, 1, in_f, n * in_f, nnz, dense=True), rows
     return PackPlan(n, h, g, k, g * h * k, nnz), rows
 
 
@@ -168,11 +215,17 @@ class PackedLinear(nn.Module):
         self.register_buffer("bias", b)
         self.register_buffer("bias_kept", b[rows].clone())
         h, g, k = p.group_rows, p.groups, p.cols_per_group
-        self.dense_rows = g == 1 and k == in_f  # no column pruning at all: plain GEMM on the kept rows
+        # dense fallback, or no column pruning at all: plain GEMM on the kept rows
+        self.dense_rows = p.dense or (g == 1 and k == in_f)
         if p.n_rows_kept == 0:
             self.register_buffer("packed", torch.zeros(0, 0, 0))
             self.register_buffer("cols", torch.zeros(0, dtype=torch.long))
             self.register_buffer("bias_rows", torch.zeros(0, 0, 1))
+            return
+        self.register_buffer("bias_rows", torch.zeros(0, 0, 1))
+        if self.dense_rows:
+            self.register_buffer("packed", w[rows].contiguous())  # [n_kept, in], pruned weights are zero
+            self.register_buffer("cols", torch.zeros(0, dtype=torch.long))
             return
         m = mask.bool()[rows]
         wr = w[rows]
@@ -187,13 +240,9 @@ class PackedLinear(nn.Module):
             c = m3[gi].any(0).nonzero().flatten()
             cols[gi, : c.numel()] = c
             packed[gi, :, : c.numel()] = w3[gi][:, c]
-        self.register_buffer("bias_rows", F.pad(self.bias_kept, (0, g * h - p.n_rows_kept)).view(g, h, 1).clone())
-        if self.dense_rows:
-            self.register_buffer("packed", packed[0, : p.n_rows_kept].contiguous())  # [n_kept, in]
-            self.register_buffer("cols", torch.zeros(0, dtype=torch.long))
-        else:
-            self.register_buffer("packed", packed.contiguous())  # [G, h, k]
-            self.register_buffer("cols", cols.flatten().contiguous())  # [G·k]
+        self.bias_rows = F.pad(self.bias_kept, (0, g * h - p.n_rows_kept)).view(g, h, 1).clone()
+        self.register_buffer("packed", packed.contiguous())  # [G, h, k]
+        self.register_buffer("cols", cols.flatten().contiguous())  # [G·k]
 
     def _compute(self, x2: Tensor) -> Tensor:
         """Kept-row outputs [N, n_kept] with their bias (possibly a transposed view, see ``forward``)."""
@@ -210,8 +259,19 @@ class PackedLinear(nn.Module):
             y = torch.baddbmm(self.bias_rows.transpose(1, 2), xg, self.packed.transpose(1, 2))  # [G, N, h]
             y = y.transpose(0, 1).reshape(n, g * h)
             return y[:, : p.n_rows_kept] if g * h != p.n_rows_kept else y
-        # Feature-major: gather rows of xᵀ, one batched GEMM with the bias fused, and hand back yᵀ's
-        # transpose as a view. A following PackedLinear then gets its xᵀ for free (no copy).
+        # One batched GEMM yᵀ = W_g · xg_g with the bias fused, handed back as a transposed view of yᵀ, so a
+        # following PackedLinear gets its xᵀ for free (no copy).
+        if not xt.is_contiguous() and not _tracing():
+            # Token-major input: gather columns of x (no transpose of x); the GEMM reads them transposed.
+            # Not in an exported graph: onnxruntime materialises the permuted operand (see the module doc).
+            if _may_use_scratch(x2):
+                xs = torch.index_select(x2, 1, self.cols, out=_SCRATCH.take(n, g * k))
+            else:
+                xs = x2.index_select(1, self.cols)
+            xg = xs.view(n, g, k).permute(1, 2, 0)  # [G, k, N], strides (k, 1, G·k)
+            y = torch.baddbmm(self.bias_rows, self.packed, xg).view(g * h, -1)  # [G·h, N]
+            return (y[: p.n_rows_kept] if g * h != p.n_rows_kept else y).t()
+        # Feature-major input (xᵀ contiguous), or an export: gather rows of xᵀ.
         xt = xt.contiguous()
         if _may_use_scratch(xt):
             xg = torch.index_select(xt, 0, self.cols, out=_SCRATCH.take(g * k, n)).view(g, k, n)  # [G, k, N]
@@ -235,9 +295,10 @@ class PackedLinear(nn.Module):
 
     def extra_repr(self) -> str:
         p = self.plan
+        form = "dense" if p.dense else f"groups={p.groups}x{p.group_rows}x{p.cols_per_group}"
         return (
             f"in={self.in_features}, out={self.out_features}, rows_kept={p.n_rows_kept}, "
-            f"groups={p.groups}x{p.group_rows}x{p.cols_per_group}, padding={p.padding_ratio:.2f}"
+            f"{form}, padding={p.padding_ratio:.2f}"
         )
 
     @property

@@ -58,7 +58,7 @@ from devices.errors import BadInputError, TestbedError
 console = Console(stderr=True)
 
 #: Demo model: the RT3 reference architecture at a laptop-friendly size.
-MODEL_ARGS = ["--emsize", "128", "--nhid", "512", "--nlayers", "2", "--nhead", "4"]
+MODEL_ARGS = ["--emsize", "64", "--nhid", "256", "--nlayers", "2", "--nhead", "4"]
 TRAIN_ARGS = ["--data", "fortune-lm", "--epochs", "2", "--max-steps", "60"]
 #: Steps per pruning epoch (BP: one epoch with the group lasso, one retraining; PP: one joint epoch of three
 #: sets), so pruning costs about what the dense training does (2 x 60 steps), not a whole epoch of the corpus.

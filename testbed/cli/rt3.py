@@ -170,6 +170,12 @@ def prune_bp(
     lam_schedule: Annotated[str, typer.Option(help="λ schedule: constant, linear or exp.")] = "constant",
     reweight: Annotated[str, typer.Option(help="Reweighting: all groups, or prune-set (only those to go).")] = "all",
     reweight_every: Annotated[int, typer.Option(help="Steps between re-estimating the penalty weights.")] = 20,
+    lasso: Annotated[
+        str, typer.Option(help="penalty (added to the loss) or proximal (group soft-threshold after each step).")
+    ] = "penalty",
+    lam_ramp: Annotated[
+        float, typer.Option("--lambda-ramp", help="Fraction of the regularised steps λ ramps over, then holds.")
+    ] = 1.0,
     reg_epochs: Annotated[int, typer.Option(help="Epochs with the group-lasso penalty.")] = 1,
     retrain_epochs: Annotated[int, typer.Option(help="Epochs of masked retraining.")] = 1,
     lr: LrOpt = 1e-3,
@@ -196,6 +202,8 @@ def prune_bp(
         lam_schedule=lam_schedule,
         reweight_mode=reweight,
         reweight_every=reweight_every,
+        lasso=lasso,
+        lam_ramp=lam_ramp,
         reg_train=TrainConfig(
             reg_epochs, lr, seed=seed, max_steps=max_steps, progress=progress, label="bp group-lasso"
         ),

@@ -23,6 +23,13 @@ sparser than with λ = 0):
   hard prune would remove at the current norms (the lowest ``ratio`` of each row-block) and 0 for the others,
   so the penalty drains exactly the groups that will go and leaves the kept ones to the loss.
 
+* a **proximal** lasso (``lasso="proximal"``): instead of adding the penalty to the loss (whose gradient Adam
+  rescales, so it shrinks a group by at most about lr per step whatever λ is), every optimizer step is followed
+  by the group lasso's proximal step with step size lr, W_g ← W_g · max(0, 1 − lr·λ·α_g / ‖W_g‖₂): the textbook
+  proximal-gradient update, which sets groups exactly to zero. With the λ schedule and prune-set reweighting
+  the groups the hard prune will remove are emptied gradually while the rest of the model adapts, so the hard
+  prune itself throws (almost) nothing away.
+
 :func:`group_norm_stats` measures the effect before the hard prune: the share of the total group-norm mass
 that sits in the groups about to be pruned (what pruning throws away; lower = sparser).
 """
@@ -151,6 +158,8 @@ class BPConfig:
     lam_max: float | None = None  # end of the λ schedule (None: constant λ)
     lam_schedule: str = "constant"  # constant | linear | exp
     reweight_mode: str = "all"  # all | prune-set
+    lasso: str = "penalty"  # penalty (added to the loss) | proximal (group soft-threshold after every step)
+    lam_ramp: float = 1.0  # fraction of the regularised steps over which λ reaches lam_max (then it holds)
     reg_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, label="bp group-lasso"))
     retrain: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, label="bp retrain"))
 
@@ -159,15 +168,19 @@ class BPConfig:
             raise BadInputError(f"λ schedule {self.lam_schedule!r}: choose constant, linear or exp")
         if self.reweight_mode not in ("all", "prune-set"):
             raise BadInputError(f"reweight mode {self.reweight_mode!r}: choose all or prune-set")
+        if self.lasso not in ("penalty", "proximal"):
+            raise BadInputError(f"lasso {self.lasso!r}: choose penalty or proximal")
         if self.lam < 0 or (self.lam_max is not None and self.lam_max < 0):
             raise BadInputError("λ must be ≥ 0")
         if self.lam_schedule == "exp" and self.lam_max and self.lam <= 0:
             raise BadInputError("an exp λ schedule needs λ > 0 at the start")
+        if not 0.0 < self.lam_ramp <= 1.0:
+            raise BadInputError(f"lam_ramp must be in (0, 1], got {self.lam_ramp}")
 
     def lam_at(self, progress: float) -> float:
-        """λ after ``progress`` ∈ [0, 1] of the regularised steps."""
+        """λ after ``progress`` ∈ [0, 1] of the regularised steps (the ramp ends at ``lam_ramp``, then λ holds)."""
         end = self.lam if self.lam_max is None else self.lam_max
-        t = min(1.0, max(0.0, progress))
+        t = min(1.0, max(0.0, progress / self.lam_ramp))
         if self.lam_schedule == "linear":
             return self.lam + (end - self.lam) * t
         if self.lam_schedule == "exp" and self.lam > 0 and end > 0:
@@ -219,6 +232,18 @@ class ReweightedGroupLasso:
                 keep = hard_prune_group_mask(norms, self.prune_set.ratio_for(n), self.prune_set.balanced)
                 alpha = alpha * (~keep).to(alpha.dtype)
             self.alpha[n] = alpha
+
+    @torch.no_grad()
+    def prox_(self, model: nn.Module, step_size: float) -> None:
+        """The proximal step of the penalty: W_g ← W_g · max(0, 1 − step_size·λ·α_g / ‖W_g‖₂), in place."""
+        if self.lam <= 0 or step_size <= 0:
+            return
+        params = dict(model.named_parameters())
+        for n in self.names:
+            w, tile = params[n], self.tiles[n]
+            norms = group_norms(w, tile)
+            factor = (1.0 - step_size * self.lam * self.alpha[n] / norms).clamp_(min=0.0)
+            w.mul_(expand_groups(factor, tile, tuple(w.shape)))
 
     def __call__(self, model: nn.Module) -> Tensor:
         params = dict(model.named_parameters())
@@ -302,33 +327,42 @@ class BPResult:
         }
 
 
-def block_prune(model: nn.Module, task: Task, names: list[str], cfg: BPConfig, eval_split: str = "test") -> BPResult:
+def block_prune(
+    model: nn.Module,
+    task: Task,
+    names: list[str],
+    cfg: BPConfig,
+    eval_split: str = "test",
+    teacher: nn.Module | None = None,
+) -> BPResult:
     """Run BP on a trained model in place: group-lasso training, hard pruning, masked retraining.
 
-    Returns the masks (the BP backbone's zero structure) and accuracies; the model's pruned weights are zero.
+    ``teacher`` (with ``distill_alpha`` > 0 in the TrainConfigs): both phases distil from it. Returns the masks
+    (the BP backbone's zero structure) and accuracies; the model's pruned weights are zero.
     """
     dense = evaluate(model, task, eval_split)
     tiles = tiles_for(model, names, cfg)
     reg = ReweightedGroupLasso(
         model, names, tiles, cfg.lam_at(0.0), cfg.eps, cfg if cfg.reweight_mode == "prune-set" else None
     )
-    per_epoch = task.n_batches("train")
-    if cfg.reg_train.max_steps is not None:
-        per_epoch = min(per_epoch, cfg.reg_train.max_steps)
-    total_steps = max(1, cfg.reg_train.epochs * per_epoch)
+    total_steps = max(1, cfg.reg_train.planned_steps(task.n_batches("train")))
+    proximal = cfg.lasso == "proximal"
 
     def after_step(step: int) -> None:
+        if proximal:
+            reg.prox_(model, cfg.reg_train.lr)
         reg.lam = cfg.lam_at(step / total_steps)
         if cfg.reweight_every > 0 and step % cfg.reweight_every == 0:
             reg.reweight(model)
 
     if cfg.reg_train.epochs > 0 and total_steps > 0:
-        train(model, task, cfg.reg_train, penalty=reg if cfg.lam_at(1.0) > 0 else None, after_step=after_step)
+        penalty = reg if cfg.lam_at(1.0) > 0 and not proximal else None
+        train(model, task, cfg.reg_train, penalty=penalty, after_step=after_step, teacher=teacher)
     stats = group_norm_stats(model, names, cfg)
     masks = hard_prune(model, names, cfg)
     before = evaluate(model, task, eval_split, masks=masks)
     if cfg.retrain.epochs > 0:
-        train(model, task, cfg.retrain, mask_sets=[masks], fixed_mask=masks)
+        train(model, task, cfg.retrain, mask_sets=[masks], fixed_mask=masks, teacher=teacher)
     else:
         from testbed.rt3.masking import apply_masks_
 

@@ -12,7 +12,9 @@ pattern, applied by mask multiplication, which makes nothing faster on a CPU. He
 * candidates (RT3's heuristic, per layer and sparsity level): sum the column magnitudes of ``sample_tiles``
   randomly drawn tiles, zero the smallest positions; repeat, keep ``n_candidates`` distinct patterns;
 * assignment: every tile takes, among its layer's allowed candidates, the pattern that removes the least
-  squared magnitude (equivalently the smallest Euclidean distance between tile and masked tile).
+  squared magnitude (equivalently the smallest Euclidean distance between tile and masked tile); a short
+  tile (the last kept columns of a row-block, the last rows of a weight) gets its zero count made up to the
+  level from its smallest positions, so every tile reaches the level.
 
 A *pattern set* = one choice of (level, allowed candidates) per layer → one mask set (BP mask ∧ patterns).
 K pattern sets of diverse sparsity share one backbone and are fine-tuned jointly (RT3: weights 0.5/0.3/0.2).
@@ -224,6 +226,24 @@ def uniform_choices(space: PatternSpace, level_index: int) -> Choices:
     return {n: LayerChoice(level_index) for n in space.candidates}
 
 
+def _exact_zeros(keep: Tensor, score: Tensor, level: float) -> Tensor:
+    """``keep`` with exactly ``n_zeros(level, len)`` zeros: a pattern cropped to a short tile (the last kept
+    columns of a row-block, or the last rows of a weight) loses zeros; the smallest-score kept positions make
+    them up (or, with too many, the largest-score zeros come back), so every tile reaches the level."""
+    want = n_zeros(level, keep.numel())
+    have = int((~keep).sum())
+    if have == want:
+        return keep
+    keep = keep.clone()
+    if have < want:
+        idx = torch.nonzero(keep).flatten()
+        keep[idx[score[idx].argsort()[: want - have]]] = False
+    else:
+        idx = torch.nonzero(~keep).flatten()
+        keep[idx[score[idx].argsort(descending=True)[: have - want]]] = True
+    return keep
+
+
 @torch.no_grad()
 def assign_patterns(
     weight: Tensor, bp_mask: Tensor, space: PatternSpace, name: str, choice: LayerChoice
@@ -240,6 +260,7 @@ def assign_patterns(
     if not allowed or any(not 0 <= a < len(cands) for a in allowed):
         raise BadInputError(f"{name}: allowed candidates {allowed} invalid ({len(cands)} candidates)")
     pats = torch.stack([cands[a] for a in allowed]).float()  # [P, c]
+    level = space.levels[choice.level]
     layout = tile_layout(bp_mask, space.row_block, space.pattern_cols)
     w = weight * bp_mask
     mask = bp_mask.clone()
@@ -252,7 +273,7 @@ def assign_patterns(
             flat = grid[:, :r, :c].reshape(len(allowed), -1)
             best = int((flat @ score.flatten()).argmax())
             chosen.append(allowed[best])
-            keep = grid[best, :r, :c].bool()
+            keep = _exact_zeros(grid[best, :r, :c].bool().flatten(), score.flatten(), level).view(r, c)
             rows = slice(rb * h, rb * h + r)
             mask[rows, cols] = mask[rows, cols] & keep
         return mask, torch.tensor(chosen, dtype=torch.int16)
@@ -261,7 +282,7 @@ def assign_patterns(
         kept_mag = pats[:, :length] @ score  # retained squared magnitude per pattern
         best = int(kept_mag.argmax())
         chosen.append(allowed[best])
-        drop = cols[~pats[best, :length].bool()]
+        drop = cols[~_exact_zeros(pats[best, :length].bool(), score, level)]
         mask[rb * h : (rb + 1) * h, drop] = False
     return mask, torch.tensor(chosen, dtype=torch.int16)
 

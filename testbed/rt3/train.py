@@ -147,7 +147,14 @@ class ClassificationTask:
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings. ``max_steps`` caps the optimizer steps per epoch (None: the whole split)."""
+    """Optimisation settings. ``max_steps`` caps the optimizer steps per epoch (None: the whole split).
+
+    ``total_steps`` caps the steps over all epochs (one optimizer and one lr schedule across epochs);
+    ``warmup_steps``: the lr rises linearly from 0 over these steps, then stays at ``lr``; ``head_lr``: the
+    learning rate of the classification head (parameters under ``classifier.``/``pre_classifier.``; None: ``lr``);
+    ``distill_alpha`` > 0 with a teacher passed to :func:`train`: the loss is (1 − α)·CE + α·T²·KL(teacher ‖
+    student) at temperature ``distill_temp`` (knowledge distillation from the dense model).
+    """
 
     epochs: int = 1
     lr: float = 1e-3
@@ -157,6 +164,29 @@ class TrainConfig:
     max_steps: int | None = None
     progress: bool = True
     label: str = "train"
+    total_steps: int | None = None
+    warmup_steps: int = 0
+    head_lr: float | None = None
+    distill_alpha: float = 0.0
+    distill_temp: float = 2.0
+
+    def steps_per_epoch(self, n_batches: int) -> int:
+        """Optimizer steps one epoch runs over ``n_batches`` training batches (``max_steps`` applied)."""
+        return n_batches if self.max_steps is None else min(n_batches, self.max_steps)
+
+    def planned_steps(self, n_batches: int) -> int:
+        """Optimizer steps :func:`train` will run in all (epochs × per-epoch steps, capped by ``total_steps``)."""
+        steps = self.epochs * self.steps_per_epoch(n_batches)
+        return steps if self.total_steps is None else min(steps, self.total_steps)
+
+
+HEAD_PREFIXES = ("classifier.", "pre_classifier.")
+
+
+def steps_config(steps: int, n_batches: int, **kw: object) -> TrainConfig:
+    """A TrainConfig that runs exactly ``steps`` optimizer steps over as many epochs as that needs."""
+    epochs = math.ceil(steps / n_batches) if steps > 0 and n_batches > 0 else 0
+    return TrainConfig(epochs=epochs, total_steps=steps, **kw)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -188,6 +218,25 @@ def _loss(logits: Tensor, target: Tensor) -> Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
 
 
+def _distill_loss(logits: Tensor, target: Tensor, teacher: Tensor, alpha: float, temp: float) -> Tensor:
+    """(1 − α)·CE(student, target) + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T))."""
+    s = logits.reshape(-1, logits.shape[-1])
+    t = teacher.reshape(-1, teacher.shape[-1])
+    kl = F.kl_div(F.log_softmax(s / temp, -1), F.log_softmax(t / temp, -1), log_target=True, reduction="batchmean")
+    return (1 - alpha) * F.cross_entropy(s, target.reshape(-1)) + alpha * temp * temp * kl
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.head_lr is None:
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    head = [p for n, p in model.named_parameters() if n.startswith(HEAD_PREFIXES)]
+    body = [p for n, p in model.named_parameters() if not n.startswith(HEAD_PREFIXES)]
+    if not head:
+        raise BadInputError(f"head_lr given but the model has no parameters under {', '.join(HEAD_PREFIXES)}")
+    groups = [{"params": body, "lr": config.lr}, {"params": head, "lr": config.head_lr}]
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
 def train(
     model: nn.Module,
     task: Task,
@@ -197,40 +246,61 @@ def train(
     fixed_mask: Masks | None = None,
     penalty: Callable[[nn.Module], Tensor] | None = None,
     after_step: Callable[[int], None] | None = None,
+    teacher: nn.Module | None = None,
 ) -> list[float]:
     """Train ``model`` in place; return the mean training loss of every epoch.
 
     ``mask_sets``/``loss_weights``: forward the model once per mask set and sum the weighted losses (RT3's
     joint training; one set = masked retraining). ``fixed_mask``: zeros re-imposed after every step.
     ``penalty``: a regulariser added to the loss (the group lasso). ``after_step(step)``: called after every
-    optimizer step (the reweighting schedule). Raises BadInputError for mismatched sets and weights.
+    optimizer step (the reweighting schedule). ``teacher``: a frozen model whose logits the loss distils from
+    when ``config.distill_alpha`` > 0. Raises BadInputError for mismatched sets and weights.
     """
     sets: list[Masks | None] = list(mask_sets) if mask_sets else [None]
     weights = list(loss_weights) if loss_weights is not None else [1.0 / len(sets)] * len(sets)
     if len(weights) != len(sets):
         raise BadInputError(f"{len(sets)} mask sets but {len(weights)} loss weights")
+    distil = teacher is not None and config.distill_alpha > 0
     set_seed(config.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = _optimizer(model, config)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
     if fixed_mask:
         apply_masks_(model, fixed_mask)
+    if distil and teacher is not None:
+        teacher.eval()
     history = []
     step = 0
+    per_epoch = config.steps_per_epoch(task.n_batches("train"))
+    planned = config.planned_steps(task.n_batches("train"))
     with _progress(config.progress) as bar:
         for epoch in range(config.epochs):
+            if config.total_steps is not None and step >= planned:
+                break
             model.train()
-            total = task.n_batches("train")
-            if config.max_steps is not None:
-                total = min(total, config.max_steps)
+            total = min(per_epoch, planned - step)
             job = bar.add_task(f"{config.label} epoch {epoch + 1}/{config.epochs}", total=total, info="")
             losses = []
             for i, (inputs, target) in enumerate(task.batches("train", shuffle_seed=config.seed + epoch)):
                 if i >= total:
                     break
+                if config.warmup_steps > 0:
+                    scale = min(1.0, (step + 1) / config.warmup_steps)
+                    for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
+                        g["lr"] = base * scale
                 optimizer.zero_grad(set_to_none=True)
-                loss = sum(
-                    (w * _loss(task.logits(model, inputs, m), target) for w, m in zip(weights, sets, strict=True)),
-                    start=torch.zeros(()),
-                )
+                if distil and teacher is not None:
+                    with torch.no_grad():
+                        t_logits = task.logits(teacher, inputs, None)
+                    a, temp = config.distill_alpha, config.distill_temp
+                    terms = (
+                        w * _distill_loss(task.logits(model, inputs, m), target, t_logits, a, temp)
+                        for w, m in zip(weights, sets, strict=True)
+                    )
+                else:
+                    terms = (
+                        w * _loss(task.logits(model, inputs, m), target) for w, m in zip(weights, sets, strict=True)
+                    )
+                loss = sum(terms, start=torch.zeros(()))
                 objective = loss + penalty(model) if penalty is not None else loss
                 objective.backward()
                 if config.clip_norm > 0:

@@ -4,7 +4,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from testbed.cli.main import app
@@ -12,7 +14,7 @@ from testbed.cli.main import app
 runner = CliRunner()
 
 
-def _ok(args: list[str]) -> dict:  # type: ignore[type-arg]
+def _ok(args: list[str]) -> dict[str, Any]:
     res = runner.invoke(app, args)
     assert res.exit_code == 0, (res.output, res.exception)
     return json.loads(res.stdout) if "--json" in args else {}
@@ -89,3 +91,18 @@ def test_pp_requires_a_bp_checkpoint(tmp_path: Path) -> None:
     )
     res = runner.invoke(app, ["rt3", "prune", "pp", str(c0), "--out", str(tmp_path / "c1")])
     assert res.exit_code != 0 and "run `testbed rt3 prune bp` first" in str(res.exception)
+
+
+@pytest.mark.slow
+def test_prune_bp_with_the_proximal_lasso_empties_the_pruned_groups(tmp_path: Path) -> None:
+    c0, c1 = tmp_path / "c0", tmp_path / "c1"
+    small = ["--max-steps", "10", "--no-progress", "--json"]
+    lm = ["--emsize", "32", "--nhid", "32", "--nlayers", "1", "--nhead", "2", "--epochs", "1"]
+    _ok(["rt3", "train", "--out", str(c0), *lm, *small])
+    args = ["rt3", "prune", "bp", str(c0), "--out", str(c1), "--ratio", "0.75", "--row-block", "8"]
+    lasso = ["--lasso", "proximal", "--lambda", "1", "--lambda-max", "100", "--lam-schedule", "exp"]
+    bp = _ok([*args, *lasso, "--lambda-ramp", "0.5", "--reweight", "prune-set", "--reweight-every", "2", *small])
+    assert bp["norm_stats_before_prune"]["pruned_mass_fraction"] < 0.01
+    c2 = tmp_path / "c2"
+    res = runner.invoke(app, ["rt3", "prune", "bp", str(c0), "--out", str(c2), "--lasso", "l0", "--no-progress"])
+    assert res.exit_code != 0 and "lasso 'l0'" in str(res.exception) and not c2.exists()

@@ -47,3 +47,14 @@ def test_element_patterns_zero_single_weights_inside_the_bp_mask(pipeline: Pipel
             strip = col.masks[name][:32]
             assert torch.equal(strip.any(0), strip.all(0))  # column form: a column is kept or gone whole
     assert sparsities == sorted(sparsities) and len(set(sparsities)) == 3
+
+
+def test_every_rt3_level_is_reached_on_a_bp_model(pipeline: Pipeline) -> None:
+    from testbed.rt3.study import StudyConfig, level_reach
+
+    reach = level_reach(pipeline.model, pipeline.bp.masks, StudyConfig(row_block=32, pattern_cols=32))
+    for mode in ("column", "element"):
+        got = reach[mode]
+        assert got == sorted(got) and len(set(got)) == len(RT3_LEVELS), (mode, got)  # ten different sets
+        for level, s in zip(RT3_LEVELS, got, strict=True):
+            assert abs(s - level) < 0.04, (mode, level, s)  # each near its level (1/32 is the column grain)

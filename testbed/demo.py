@@ -31,7 +31,8 @@ taken as its median times the profile's pooled p99/p50 ratio (a single cell's p9
 moves 10–25 % between profiles; medians and the pooled ratio do not), and never below 1.1 x dense-max's own p99.
 A request arrives every 1.2 x the deadline, so the duty cycle is a property of the model's latencies, not of
 the host's noise, and the comparison does not depend on the emulation's absolute speed. The search is given the
-deadline derived the same way from ``profile-pp.csv``; the runs use the one from ``profile.csv``. The battery is
+deadline derived the same way from ``profile-pp.csv``; the runs use the same rule over the same (pattern) sets
+in ``profile.csv``, so the request period scales with the latencies the runs compare. The battery is
 the ``phone-lco`` cell with its capacity divided by 25, and the bucket holds the same open-circuit energy, so a
 discharge lasts minutes. ``summary.json`` records the deadline and its rule, the headline
 (:mod:`testbed.experiment.headline`), the profile's quality verdict and the oracle's rule; the last line printed
@@ -96,15 +97,18 @@ def _testbed(args: Sequence[str | Path], log: Path) -> None:
         )
 
 
-def derive_deadline_ms(profile_csv: Path, levels: list[str] | None = None) -> tuple[float, str]:
+def derive_deadline_ms(
+    profile_csv: Path, levels: list[str] | None = None, sets: list[str] | None = None
+) -> tuple[float, str]:
     """The demo deadline (ms) and the rule that chose it (:func:`testbed.experiment.deadline.derive_deadline`
-    over ``levels``, default the demo's policy levels, with pooled tails); :class:`BadInputError` when no
-    deadline exists."""
+    over ``levels``, default the demo's policy levels, from the densest and sparsest of ``sets``, default all,
+    with pooled tails); :class:`BadInputError` when no deadline exists."""
     from testbed.experiment.deadline import derive_deadline
     from traces.profile import load_profile_table
 
     prof = load_profile_table(profile_csv)
-    d = derive_deadline(prof, levels or [lv for lv in POLICY_LEVELS if lv in prof.levels], tail="pooled")
+    lv = levels or [lv for lv in POLICY_LEVELS if lv in prof.levels]
+    d = derive_deadline(prof, lv, tail="pooled", sets=sets)
     if d.deadline_ms is None:
         raise BadInputError(f"{profile_csv}: {d.rule}")
     return d.deadline_ms, d.rule
@@ -223,7 +227,11 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
 
     stage("profile the search's sets (search/best.rt3) and the pattern sets together, in one session", profile_all)
     search_deadline_ms = deadline_ms
-    deadline_ms, why = derive_deadline_ms(final)
+    # the same rule over the same sets (the pattern sets, not the search's), measured in the final session
+    from traces.profile import load_profile_table
+
+    pp_sets = load_profile_table(out / "profile-pp.csv").pattern_sets
+    deadline_ms, why = derive_deadline_ms(final, sets=pp_sets)
     console.print(f"deadline for the runs {deadline_ms} ms: {why}", highlight=False)
     cell = scaled_cell(out)
     from testbed.battery.cell import load_cell

@@ -48,11 +48,17 @@ def pooled_tail_ratio(table: ProfileTable, levels: Sequence[str]) -> float:
 
 
 def derive_deadline(
-    table: ProfileTable, levels: Sequence[str] | None = None, margin: float = 1.1, tail: str = "cell"
+    table: ProfileTable,
+    levels: Sequence[str] | None = None,
+    margin: float = 1.1,
+    tail: str = "cell",
+    sets: Sequence[str] | None = None,
 ) -> DerivedDeadline:
-    """Derive the deadline over ``levels`` (default: all of the table's, fastest first); see the module text.
+    """Derive the deadline over ``levels`` (default: all of the table's, fastest first) from the densest and
+    the sparsest of ``sets`` (default: all of the table's pattern sets); see the module text.
 
-    Raises :class:`BadInputError` for a level the table does not have, a margin below 1 or an unknown ``tail``.
+    Raises :class:`BadInputError` for a level or set the table does not have, a margin below 1 or an unknown
+    ``tail``.
     """
     if margin < 1.0:
         raise BadInputError(f"deadline margin must be ≥ 1, got {margin}")
@@ -64,7 +70,12 @@ def derive_deadline(
             raise BadInputError(f"level {name!r} is not a profiled level ({', '.join(table.levels)})")
     by_f = sorted(lv, key=table.freq_khz, reverse=True)
     top, low = by_f[0], by_f[-1]
-    dense, sparsest = table.pattern_sets[0], table.pattern_sets[-1]
+    if sets is not None:
+        unknown = sorted(set(sets) - set(table.pattern_sets))
+        if unknown or not sets:
+            raise BadInputError(f"pattern set(s) {', '.join(unknown) or '(none)'} not in the profile")
+    chosen = [ps for ps in table.pattern_sets if sets is None or ps in sets]  # densest first
+    dense, sparsest = chosen[0], chosen[-1]
     ratio = pooled_tail_ratio(table, lv) if tail == "pooled" else None
 
     def tail_ms(ps: str, level: str) -> float:

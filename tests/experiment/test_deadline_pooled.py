@@ -60,3 +60,20 @@ def test_the_pooled_deadline_scales_with_the_latencies(scale: float) -> None:
 def test_unknown_tail_mode_is_refused() -> None:
     with pytest.raises(BadInputError, match="'cell' or 'pooled'"):
         derive_deadline(_table(), tail="p95")
+
+
+def test_the_deadline_can_be_derived_from_a_subset_of_the_sets() -> None:
+    """The demo derives the runs' deadline from the pattern sets only, as it did for the search, even though
+    the final profile also holds the search's (sparser, faster) sets."""
+    base = _table()
+    rows = list(base.rows.values()) + [
+        ProfileRow("L2", lv, f, 0.9, 0.5, 10.0 * f0, 11.0 * f0, 12.5 * f0, 0.1, 4.0, 4.0, 2.0)
+        for (lv, f), f0 in zip(LEVELS.items(), (1.0, 1.5, 2.5), strict=True)
+    ]
+    with_l2 = build_table(rows, {"source": "test"})
+    assert with_l2.pattern_sets[-1] == "L2"
+    own = derive_deadline(with_l2, tail="pooled", sets=["dense", "s50", "s75"])
+    assert own.deadline_ms == derive_deadline(base, tail="pooled").deadline_ms
+    assert own.deadline_ms != derive_deadline(with_l2, tail="pooled").deadline_ms
+    with pytest.raises(BadInputError, match="nope"):
+        derive_deadline(with_l2, sets=["dense", "nope"])

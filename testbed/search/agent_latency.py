@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -37,6 +38,17 @@ def masks_digest(pattern_set: PatternSet) -> str:
     return h.hexdigest()
 
 
+def agent_levels(client: AgentAPI, info: Mapping[str, Any], levels: Sequence[str] | None) -> list[str]:
+    """``levels`` (default: all the agent's, in its order) checked against the agent's ``info``;
+    BadInputError naming the agent for a level it does not have or an empty list."""
+    board_levels = [lv["name"] for lv in info.get("levels", [])]
+    names = list(levels) if levels is not None else board_levels
+    unknown = [n for n in names if n not in board_levels]
+    if unknown or not names:
+        raise BadInputError(f"agent {client.url}: no level(s) {', '.join(unknown) or '(none)'}; has {board_levels}")
+    return names
+
+
 class AgentLatency:
     """A :class:`~testbed.search.latency.LatencyModel` that measures through an agent (see the module text).
 
@@ -54,11 +66,7 @@ class AgentLatency:
         fallback_power_w: Sequence[float] | None = None,
     ) -> None:
         info = client.info()
-        board_levels = [lv["name"] for lv in info.get("levels", [])]
-        names = list(levels) if levels is not None else board_levels
-        unknown = [n for n in names if n not in board_levels]
-        if unknown or not names:
-            raise BadInputError(f"agent {client.url}: no level(s) {', '.join(unknown) or '(none)'}; has {board_levels}")
+        names = agent_levels(client, info, levels)
         self.client = client
         self.checkpoint = checkpoint
         self._names = names

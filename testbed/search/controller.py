@@ -16,18 +16,44 @@ from torch import Tensor, nn
 from devices.errors import BadInputError
 
 
-class LSTMPolicy(nn.Module):
+class _Policy(nn.Module):
+    """What both policies share: ``sizes`` (options per decision), the action check and :meth:`log_prob`."""
+
+    sizes: list[int]
+
+    def __init__(self, sizes: Sequence[int]) -> None:
+        super().__init__()
+        if not sizes or any(n < 1 for n in sizes):
+            raise BadInputError(f"the policy needs decisions with ≥ 1 option each, got {list(sizes)}")
+        self.sizes = [int(n) for n in sizes]
+
+    def check(self, actions: Sequence[int]) -> None:
+        """BadInputError unless ``actions`` has one valid option index per decision."""
+        if len(actions) != len(self.sizes):
+            raise BadInputError(f"{len(actions)} actions for {len(self.sizes)} decisions")
+        for a, n in zip(actions, self.sizes, strict=True):
+            if not 0 <= a < n:
+                raise BadInputError(f"action {a} outside 0…{n - 1}")
+
+    def step_log_probs(self, actions: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """Per-decision log-probabilities of ``actions`` ([D]) and the summed entropy (differentiable)."""
+        raise NotImplementedError
+
+    def log_prob(self, actions: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """Log-probability of ``actions`` and the summed entropy of the decisions along it (differentiable)."""
+        steps, entropy = self.step_log_probs(actions)
+        return steps.sum(), entropy
+
+
+class LSTMPolicy(_Policy):
     """Autoregressive policy over decisions with ``sizes[i]`` options each.
 
     Raises :class:`BadInputError` for an empty decision list or a decision with fewer than one option.
     """
 
     def __init__(self, sizes: Sequence[int], hidden: int = 35, embed: int | None = None) -> None:
-        super().__init__()
-        if not sizes or any(n < 1 for n in sizes):
-            raise BadInputError(f"the policy needs decisions with ≥ 1 option each, got {list(sizes)}")
+        super().__init__(sizes)
         embed = embed or hidden
-        self.sizes = [int(n) for n in sizes]
         self.hidden = hidden
         self.start = nn.Parameter(torch.zeros(1, embed))
         self.embeds = nn.ModuleList(nn.Embedding(n, embed) for n in self.sizes)
@@ -64,18 +90,9 @@ class LSTMPolicy(nn.Module):
         """One candidate drawn from the policy (``generator`` makes the draw reproducible)."""
         return self._steps(None, generator)[0]
 
-    def log_prob(self, actions: Sequence[int]) -> tuple[Tensor, Tensor]:
-        """Log-probability of ``actions`` and the summed entropy of the decisions along it (differentiable)."""
-        steps, entropy = self.step_log_probs(actions)
-        return steps.sum(), entropy
-
     def step_log_probs(self, actions: Sequence[int]) -> tuple[Tensor, Tensor]:
         """Per-decision log-probabilities of ``actions`` ([D]) and the summed entropy along it (differentiable)."""
-        if len(actions) != len(self.sizes):
-            raise BadInputError(f"{len(actions)} actions for {len(self.sizes)} decisions")
-        for a, n in zip(actions, self.sizes, strict=True):
-            if not 0 <= a < n:
-                raise BadInputError(f"action {a} outside 0…{n - 1}")
+        self.check(actions)
         _, lp, ent = self._steps(actions, None)
         return lp, ent
 
@@ -94,7 +111,7 @@ class LSTMPolicy(nn.Module):
         return out
 
 
-class FactorisedPolicy(nn.Module):
+class FactorisedPolicy(_Policy):
     """Independent categorical decisions whose logits share the structure of the space.
 
     For decision *i* at frequency level ``k_i`` on layer ``g_i`` (its :class:`~testbed.search.space.Decision`'s
@@ -110,12 +127,9 @@ class FactorisedPolicy(nn.Module):
     """
 
     def __init__(self, sizes: Sequence[int], context: Sequence[tuple[int | None, str | None]] | None = None) -> None:
-        super().__init__()
-        if not sizes or any(n < 1 for n in sizes):
-            raise BadInputError(f"the policy needs decisions with ≥ 1 option each, got {list(sizes)}")
+        super().__init__(sizes)
         if context is not None and len(context) != len(sizes):
             raise BadInputError(f"{len(context)} decision contexts for {len(sizes)} decisions")
-        self.sizes = [int(n) for n in sizes]
         self.theta = nn.ParameterList(nn.Parameter(torch.zeros(n)) for n in self.sizes)
         self.keys: list[list[str]] = []
         shared: dict[str, int] = {}
@@ -144,20 +158,12 @@ class FactorisedPolicy(nn.Module):
             for i in range(len(self.sizes))
         ]
 
-    def log_prob(self, actions: Sequence[int]) -> tuple[Tensor, Tensor]:
-        """Log-probability of ``actions`` and the summed entropy of the decisions (differentiable)."""
-        steps, entropy = self.step_log_probs(actions)
-        return steps.sum(), entropy
-
     def step_log_probs(self, actions: Sequence[int]) -> tuple[Tensor, Tensor]:
         """Per-decision log-probabilities of ``actions`` ([D]) and the summed entropy (differentiable)."""
-        if len(actions) != len(self.sizes):
-            raise BadInputError(f"{len(actions)} actions for {len(self.sizes)} decisions")
+        self.check(actions)
         steps = []
         entropy = torch.zeros(())
-        for i, (a, n) in enumerate(zip(actions, self.sizes, strict=True)):
-            if not 0 <= a < n:
-                raise BadInputError(f"action {a} outside 0…{n - 1}")
+        for i, a in enumerate(actions):
             logp = torch.log_softmax(self.logits(i), -1)
             steps.append(logp[int(a)])
             entropy = entropy - (logp.exp() * logp).sum()

@@ -105,13 +105,10 @@ def measure_layer_table(
 ) -> LayerCostTable:
     """Measure the per-layer table of ``checkpoint``'s layers through ``client`` (which holds the lease)."""
     from testbed.rt3.export import build_artifact
+    from testbed.search.agent_latency import agent_levels
 
     info = client.info()
-    board_levels = [lv["name"] for lv in info.get("levels", [])]
-    names = list(levels) if levels is not None else board_levels
-    unknown = [n for n in names if n not in board_levels]
-    if unknown or not names:
-        raise BadInputError(f"agent {client.url}: no level(s) {', '.join(unknown) or '(none)'}; has {board_levels}")
+    names = agent_levels(client, info, levels)
     if inferences < 1 or warmup < 0:
         raise BadInputError(f"inferences must be ≥ 1 and warmup ≥ 0, got {inferences} and {warmup}")
     sets = profile_sets(api)

@@ -38,7 +38,10 @@ def _checkpoint() -> Checkpoint:
     return Checkpoint(model, model_description(model), DATA, vocab, "bp", {}, bp.masks, cfg.to_dict())
 
 
-def _fresh(ev: CandidateEvaluator, cache: int) -> CandidateEvaluator:
+def _fresh(ev: object, cache: int) -> CandidateEvaluator:
+    """A new evaluator like ``ev`` (the set space's: this benchmark times its memo) with ``cache`` entries."""
+    if not isinstance(ev, CandidateEvaluator):
+        raise TypeError(f"the memo benchmark needs the set space's CandidateEvaluator, got {type(ev).__name__}")
     return CandidateEvaluator(
         ev.api, ev.space, ev.latency, ev.deadlines_ms, ev.reward_config, ev.accuracy_config, set_cache_size=cache
     )

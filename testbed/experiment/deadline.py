@@ -34,6 +34,14 @@ class DerivedDeadline:
     dense_low_p99_ms: float
     tail: str = "cell"
     pooled_tail_ratio: float | None = None
+    dense_top_p50_ms: float = 0.0
+    sparsest_low_p50_ms: float = 0.0
+
+    def period_ms(self, factor: float = 1.7) -> float:
+        """A request period from medians alone: ``factor`` × the larger of the densest set's median at the top
+        level and the sparsest set's at the lowest. Tails move with the host's load; medians much less, so a
+        duty cycle set this way is reproducible, and it scales with the latencies like the deadline does."""
+        return round(factor * max(self.dense_top_p50_ms, self.sparsest_low_p50_ms), 4)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +92,7 @@ def derive_deadline(
 
     d_top, s_low, d_low = tail_ms(dense, top), tail_ms(sparsest, low), tail_ms(dense, low)
     d_top_measured = table.get(dense, top).latency_p99_ms
+    p50_top, p50_low = table.get(dense, top).latency_p50_ms, table.get(sparsest, low).latency_p50_ms
     lower, upper = max(d_top, s_low), d_low
     kind = "p99" if ratio is None else f"p50 x pooled p99/p50 {ratio:.3f} ="
     what = (
@@ -97,7 +106,7 @@ def derive_deadline(
     else:
         return DerivedDeadline(
             None, f"no deadline exists: {dense} at {low} is as fast as the slowest required pair ({what})",
-            d_top, s_low, d_low, tail, ratio,
+            d_top, s_low, d_low, tail, ratio, p50_top, p50_low,
         )  # fmt: skip
     if deadline < margin * d_top_measured:  # dense-max must meet it by its own measured tail
         deadline = margin * d_top_measured
@@ -105,7 +114,7 @@ def derive_deadline(
         if deadline >= upper:
             return DerivedDeadline(
                 None, f"no deadline exists: {dense} at {top} has a measured p99 too close to {dense} at {low} ({what})",
-                d_top, s_low, d_low, tail, ratio,
+                d_top, s_low, d_low, tail, ratio, p50_top, p50_low,
             )  # fmt: skip
     rule = f"met by dense-max at {top} and by {sparsest} at {low}, missed by {dense} at {low}: {how} ({what})"
-    return DerivedDeadline(round(deadline, 4), rule, d_top, s_low, d_low, tail, ratio)
+    return DerivedDeadline(round(deadline, 4), rule, d_top, s_low, d_low, tail, ratio, p50_top, p50_low)

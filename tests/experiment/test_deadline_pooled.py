@@ -77,3 +77,12 @@ def test_the_deadline_can_be_derived_from_a_subset_of_the_sets() -> None:
     assert own.deadline_ms != derive_deadline(with_l2, tail="pooled").deadline_ms
     with pytest.raises(BadInputError, match="nope"):
         derive_deadline(with_l2, sets=["dense", "nope"])
+
+
+def test_the_period_comes_from_medians_only() -> None:
+    calm, heavy_tails = _table(), _table({k: 2.5 for k in [(ps, lv) for ps in P50 for lv in LEVELS]})
+    d_calm, d_heavy = derive_deadline(calm, tail="pooled"), derive_deadline(heavy_tails, tail="pooled")
+    assert d_heavy.deadline_ms is not None and d_calm.deadline_ms is not None
+    assert d_heavy.deadline_ms == pytest.approx(2 * d_calm.deadline_ms)  # the deadline follows the tails
+    assert d_calm.period_ms() == d_heavy.period_ms() == pytest.approx(1.7 * 50.0)  # the period does not
+    assert derive_deadline(_table(scale=3.0), tail="pooled").period_ms(1.5) == pytest.approx(1.5 * 150.0)

@@ -59,6 +59,9 @@ def profile_cmd(
     max_reps: Annotated[int, typer.Option("--max-reps", help="Repetition cap.")] = 10,
     levels: Annotated[str | None, typer.Option("--levels", help="Comma-separated levels (default all).")] = None,
     sets: Annotated[str | None, typer.Option("--sets", help="Comma-separated pattern sets (default all).")] = None,
+    interleave: Annotated[
+        str, typer.Option("--interleave", help="levels: each round visits every level; sets: level by level.")
+    ] = "levels",
     sweep: Annotated[int, typer.Option("--sweep", help="Sweep N Latin-hypercube model configurations.")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Sweep sampling seed.")] = 0,
     json_out: JsonOpt = False,
@@ -66,6 +69,8 @@ def profile_cmd(
     """Profile every pattern set × frequency level through an agent (or, with --sweep, a design space)."""
     if not (window_s > 0 and 0 < rel_ci < 1 and 2 <= min_reps <= max_reps):
         raise BadInputError("need --window-s > 0, 0 < --rel-ci < 1 and 2 ≤ --min-reps ≤ --max-reps")
+    if interleave not in ("levels", "sets"):
+        raise BadInputError(f"--interleave {interleave!r}: choose levels or sets")
     if sweep:
         from testbed.experiment.sweep import run_sweep
 
@@ -94,6 +99,7 @@ def profile_cmd(
     opts = ProfileOptions(
         window_s=window_s, min_reps=min_reps, max_reps=max_reps, rel_ci=rel_ci,
         levels=tuple(levels.split(",")) if levels else None, pattern_sets=tuple(sets.split(",")) if sets else None,
+        interleave=interleave,
     )  # fmt: skip
     from testbed.agent.loading import load_on_agent
 

@@ -71,6 +71,9 @@ def search(
     ] = None,
     token_file: Annotated[Path | None, typer.Option("--token-file", help="With --agent: the agent's token.")] = None,
     agent_inferences: Annotated[int, typer.Option(help="With --agent: timed inferences per set and level.")] = 20,
+    deadline_tail: Annotated[
+        str, typer.Option(help="With --profile: a cell's latency vs the deadline, p99 (cell) or p50 x pooled p99/p50.")
+    ] = "cell",
     space: Annotated[
         str,
         typer.Option("--space", help="pattern (one pattern set per level) or layer (a sparsity per tensor per level)."),
@@ -157,6 +160,7 @@ def search(
             agent=agent,
             agent_token_file=str(token_file) if token_file is not None else None,
             agent_inferences=agent_inferences,
+            deadline_tail=deadline_tail,
             pp_mode=pp_mode,
             freq_ghz=_floats(freq_ghz, "--freq-ghz"),
             volt_v=_floats(volt, "--volt"),

@@ -94,6 +94,7 @@ def strategy_parts(cfg: ExperimentConfig, strategy: str, table: ProfileTable, ar
         cfg.requests.deadline_ms,
         arrivals.mean_period_s(),
         strategy_settings(cfg, table),
+        cfg.requests.deadline_tail,
     )
     return StrategyParts(policy, arrivals, plan, make_battery(cfg))
 

@@ -21,6 +21,7 @@
     [requests]
     period_ms = 200.0                 # or: trace = "requests.csv" (one column t_s)
     deadline_ms = 115.0
+    deadline_tail = "cell"            # a cell's tail vs the deadline: its p99 (cell) or p50 x pooled p99/p50
     max_duration_s = 36000            # optional cap on device time
 
     [battery]
@@ -106,6 +107,9 @@ class RequestsCfg(_Strict):
     period_ms: float | None = Field(default=None, gt=0)
     trace: str | None = None
     deadline_ms: float = Field(gt=0)
+    # how a cell's tail latency is compared with the deadline: its measured p99, or its median x the profile's
+    # pooled p99/p50 over the policy's levels (testbed.experiment.deadline.TailModel)
+    deadline_tail: Literal["cell", "pooled"] = "cell"
     max_duration_s: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")

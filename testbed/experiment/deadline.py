@@ -20,7 +20,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from devices.errors import BadInputError
-from traces.profile import ProfileTable
+from traces.profile import ProfileRow, ProfileTable
+
+#: How a cell's tail latency, the one compared with a deadline, is read from a profile (see the module text).
+TAILS = ("cell", "pooled")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,33 @@ def pooled_tail_ratio(table: ProfileTable, levels: Sequence[str]) -> float:
     return statistics.median(ratios) if ratios else 1.0
 
 
+@dataclass(frozen=True)
+class TailModel:
+    """How the latency compared with a deadline is read from a profile's cells: ``tail="cell"`` is the cell's
+    own measured p99; ``tail="pooled"`` its median × ``ratio``, the table's pooled p99/p50 over the levels in
+    use (:func:`pooled_tail_ratio`). Everything that checks a deadline against one profile — the derived
+    deadline, the strategies' choice of sets, the search's feasibility — reads tails through one model, so
+    with pooled tails a set's feasibility rests on ratios of medians, which move little between profiles."""
+
+    tail: str = "cell"
+    ratio: float | None = None
+
+    @classmethod
+    def of(cls, table: ProfileTable, levels: Sequence[str], tail: str = "cell") -> TailModel:
+        """The model for ``table`` at ``levels``; :class:`BadInputError` for an unknown ``tail``."""
+        if tail not in TAILS:
+            raise BadInputError(f"deadline tail must be {' or '.join(repr(t) for t in TAILS)}, got {tail!r}")
+        return cls(tail, pooled_tail_ratio(table, levels) if tail == "pooled" else None)
+
+    def latency_ms(self, row: ProfileRow) -> float:
+        """The tail latency (ms) of one profile row under this model."""
+        return row.latency_p50_ms * self.ratio if self.ratio is not None else row.latency_p99_ms
+
+    def describe(self) -> str:
+        """``p99`` or ``p50 x pooled p99/p50 R``: what the compared latency is."""
+        return "p99" if self.ratio is None else f"p50 x pooled p99/p50 {self.ratio:.3f}"
+
+
 def derive_deadline(
     table: ProfileTable,
     levels: Sequence[str] | None = None,
@@ -70,8 +100,6 @@ def derive_deadline(
     """
     if margin < 1.0:
         raise BadInputError(f"deadline margin must be ≥ 1, got {margin}")
-    if tail not in ("cell", "pooled"):
-        raise BadInputError(f"deadline tail must be 'cell' or 'pooled', got {tail!r}")
     lv = list(levels) if levels else list(table.levels)
     for name in lv:
         if name not in table.levels:
@@ -84,17 +112,17 @@ def derive_deadline(
             raise BadInputError(f"pattern set(s) {', '.join(unknown) or '(none)'} not in the profile")
     chosen = [ps for ps in table.pattern_sets if sets is None or ps in sets]  # densest first
     dense, sparsest = chosen[0], chosen[-1]
-    ratio = pooled_tail_ratio(table, lv) if tail == "pooled" else None
+    model = TailModel.of(table, lv, tail)
+    ratio = model.ratio
 
     def tail_ms(ps: str, level: str) -> float:
-        row = table.get(ps, level)
-        return row.latency_p50_ms * ratio if ratio is not None else row.latency_p99_ms
+        return model.latency_ms(table.get(ps, level))
 
     d_top, s_low, d_low = tail_ms(dense, top), tail_ms(sparsest, low), tail_ms(dense, low)
     d_top_measured = table.get(dense, top).latency_p99_ms
     p50_top, p50_low = table.get(dense, top).latency_p50_ms, table.get(sparsest, low).latency_p50_ms
     lower, upper = max(d_top, s_low), d_low
-    kind = "p99" if ratio is None else f"p50 x pooled p99/p50 {ratio:.3f} ="
+    kind = model.describe() + ("" if ratio is None else " =")
     what = (
         f"{kind} of {dense} at {top} {d_top:.4g} ms, of {sparsest} at {low} {s_low:.4g} ms, of {dense} at {low} "
         f"{d_low:.4g} ms"

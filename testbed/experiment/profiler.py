@@ -5,10 +5,16 @@ For each level and pattern set: a short pilot estimates the latency; each repeti
 window of enough back-to-back inferences to last ``window_s`` (so the meter sees several samples),
 after ``warmup`` inferences. Repetitions continue until the 95 % confidence half-widths (Student t) of
 the mean energy per inference and of the mean latency are both within ``rel_ci`` of their means, or
-``max_reps`` is reached (at least ``min_reps``). The sets of a level are measured in interleaved rounds
-(one window of each unfinished set per round), so a drift of the host (on an emulated board) or of the
-board's temperature falls on all of them alike and their ratios, which the battery-life comparison rests
-on, stay put. Several models loaded on the agent can be profiled together into one table
+``max_reps`` is reached (at least ``min_reps``). The cells are measured in interleaved rounds: with
+``interleave="levels"`` (the default) one round visits every level in turn and takes one window of each
+unfinished set there, fastest level first on odd rounds and in reverse on even ones (a serpentine order, which
+cancels a linear drift over each pair of rounds); with ``interleave="sets"`` each level is finished before the next,
+its sets interleaved. A drift of the host (on an emulated board) or of the board's temperature then falls on
+all cells alike, and the ratios the battery-life comparison rests on — between sets, and between a set at
+one level and another set at another (rt3 at the lowest level against dense-max at the top) — stay put.
+Measured on the demo's emulated Pi 4 level after level, the same cell's median moved by up to 20 % between
+three profiles, and in all three the top level, measured first, read 10–20 % slow against the emulation's
+``f_max / f`` scaling of the levels after it. Several models loaded on the agent can be profiled together into one table
 (:func:`profile_models`), so sets from different artifacts are compared under the same conditions.
 Latency percentiles come from all repetitions' latencies pooled. Idle power at a level comes from one
 more window of the first (densest) set at a low duty cycle (``idle_duty``, at least 2 s long):
@@ -74,6 +80,10 @@ def rel_half_width(values: list[float]) -> float:
     return t95(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values)) / abs(mean)
 
 
+#: How the profiler orders its windows (see the module text).
+INTERLEAVE = ("levels", "sets")
+
+
 @dataclass(frozen=True)
 class ProfileOptions:
     window_s: float = 1.0
@@ -85,6 +95,11 @@ class ProfileOptions:
     levels: tuple[str, ...] | None = None
     pattern_sets: tuple[str, ...] | None = None
     remeasure_rounds: int = 2
+    interleave: str = "levels"  # levels: rounds over every level's cells | sets: level by level
+
+    def __post_init__(self) -> None:
+        if self.interleave not in INTERLEAVE:
+            raise BadInputError(f"interleave must be {' or '.join(INTERLEAVE)}, got {self.interleave!r}")
 
 
 def host_load_per_core() -> float:
@@ -192,34 +207,36 @@ def _add_window(client: AgentAPI, model_id: str, level: str, pattern_set: str, n
     c.latencies.extend(float(x) for x in m["latencies_ms"])
 
 
-def measure_level_cells(
+def measure_cells(
     client: AgentAPI,
-    level: str,
-    sets: list[tuple[str, str]],
+    plan: list[tuple[str, str, str]],
     opts: ProfileOptions,
     cells: dict[tuple[str, str], Cell],
-    done: Callable[[str], None] | None = None,
+    done: Callable[[str, str], None] | None = None,
 ) -> None:
-    """Measure every ``(model_id, pattern set)`` of ``sets`` at ``level`` to the confidence target, in
-    interleaved rounds (one window of each unfinished set per round), so a drift in the host's or board's
-    speed falls on every set alike instead of on whichever set was measured last. New windows are pooled
-    with those already in ``cells[(level, set)]`` (a re-measure); a set is finished after ``min_reps`` new
-    windows once its CI target is met, or after ``max_reps``. ``done(set)`` is called as each finishes."""
-    sizes = {ps: _window_size(client, mid, level, ps, opts) for mid, ps in sets}
-    for _, ps in sets:
-        cells.setdefault((level, ps), Cell([], [], [], [], []))
-    active = list(sets)
+    """Measure every ``(level, model_id, pattern set)`` of ``plan`` to the confidence target, in interleaved
+    rounds: each round takes one window of every unfinished cell, in ``plan``'s order on odd rounds and in
+    reverse on even ones (group ``plan`` by level, so a round changes the frequency once per level and the
+    next round starts where the last ended). A drift in the host's or board's speed then falls on every cell
+    alike instead of on whichever was measured last, and the serpentine order cancels a linear drift exactly
+    over each pair of rounds (a cell measured early in one round is measured late in the next). New windows are pooled with those already in
+    ``cells[(level, set)]`` (a re-measure); a cell is finished after ``min_reps`` new windows once its CI
+    target is met, or after ``max_reps``. ``done(level, set)`` is called as each finishes."""
+    sizes = {(lv, ps): _window_size(client, mid, lv, ps, opts) for lv, mid, ps in plan}
+    for lv, _, ps in plan:
+        cells.setdefault((lv, ps), Cell([], [], [], [], []))
+    active = list(plan)
     for new in range(1, opts.max_reps + 1):
-        for mid, ps in active:
-            _add_window(client, mid, level, ps, sizes[ps], opts, cells[(level, ps)])
+        for lv, mid, ps in active if new % 2 else active[::-1]:
+            _add_window(client, mid, lv, ps, sizes[(lv, ps)], opts, cells[(lv, ps)])
         finished = [
-            (mid, ps) for mid, ps in active
-            if new == opts.max_reps or (new >= opts.min_reps and cells[(level, ps)].rel_ci() <= opts.rel_ci)
+            (lv, mid, ps) for lv, mid, ps in active
+            if new == opts.max_reps or (new >= opts.min_reps and cells[(lv, ps)].rel_ci() <= opts.rel_ci)
         ]  # fmt: skip
-        for pair in finished:
-            active.remove(pair)
+        for cell in finished:
+            active.remove(cell)
             if done is not None:
-                done(pair[1])
+                done(cell[0], cell[2])
         if not active:
             return
 
@@ -302,16 +319,17 @@ def profile_models(
     cells: dict[tuple[str, str], Cell] = {}
     idle: dict[str, tuple[float, bool]] = {}
 
-    def measure_level(level: str) -> None:
-        say = (lambda ps: progress(level, ps)) if progress is not None else None
-        measure_level_cells(client, level, [(owner[ps], ps) for ps in sets], opts, cells, say)
-        # with the densest set: tried with the fastest (a shorter window), its estimate at one level of a demo
-        # profile came out 17 % high (3.23 W against 2.75 / 2.70 W at the levels around it)
-        first = sets[0]
-        idle[level] = measure_idle(client, owner[first], level, first, cells[(level, first)].stats(), opts)
+    def measure_levels(names: list[str]) -> None:
+        groups = [names] if opts.interleave == "levels" else [[lv] for lv in names]
+        for group in groups:
+            measure_cells(client, [(lv, owner[ps], ps) for lv in group for ps in sets], opts, cells, progress)
+            # with the densest set: tried with the fastest (a shorter window), its estimate at one level of a
+            # demo profile came out 17 % high (3.23 W against 2.75 / 2.70 W at the levels around it)
+            first = sets[0]
+            for level in group:
+                idle[level] = measure_idle(client, owner[first], level, first, cells[(level, first)].stats(), opts)
 
-    for level, _ in levels:
-        measure_level(level)
+    measure_levels([level for level, _ in levels])
     freq_of = dict(levels)
     remeasured: list[str] = []
     for _ in range(opts.remeasure_rounds):
@@ -322,7 +340,7 @@ def profile_models(
         for level in again:
             if progress is not None:
                 progress(level, "re-measuring (not monotone)")
-            measure_level(level)
+        measure_levels(again)
         remeasured += again
     table_meta = {
         "board": str(info.get("profile") or info.get("board") or "unknown"),

@@ -3,7 +3,7 @@
 - ``dense-max`` — the densest set at the top level, whatever the policy says;
 - ``dvfs-dense`` — the densest set at the policy's level (deadline misses counted);
 - ``static-sparse`` — one pattern set everywhere: ``strategy.static_set`` or the densest set whose
-  p99 latency meets the deadline at every level the policy uses;
+  tail latency meets the deadline at every level the policy uses;
 - ``rt3`` — the set switches with the level: ``strategy.rt3_sets[level]`` or the densest set meeting
   the deadline at that level (the sparsest if none does);
 - ``oracle`` — at each moment the (level, set) pair with the least energy per request period among
@@ -11,6 +11,10 @@
   the policy's level), idle power for the rest of the period included. rt3's own pair at that level is
   always a candidate, so the oracle never spends more per period than rt3: an upper bound on rt3's life
   by construction, at the accuracy rule :func:`oracle_rule` states (every output carries it).
+
+"Meets the deadline" compares a cell's tail latency with it, read through the experiment's
+:class:`~testbed.experiment.deadline.TailModel` (``requests.deadline_tail``: the cell's measured p99, or its
+median × the profile's pooled p99/p50 over the policy's levels, the rule a pooled derived deadline uses).
 
 A :class:`Plan` maps each policy level to a choice once, so the simulator's inner loop is a lookup.
 Strategies are registered by name (:func:`register_strategy`): a new strategy is one planner function and one
@@ -20,11 +24,12 @@ call; the experiment config, the simulator and the hil runner find it through :f
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from devices.errors import BadInputError
 from devices.registry import Registry
+from testbed.experiment.deadline import TailModel
 from traces.profile import ProfileTable
 
 
@@ -50,16 +55,19 @@ class Plan:
     follows_policy: bool = True
 
 
-def _meets(table: ProfileTable, ps: str, lv: str, deadline_ms: float) -> bool:
-    return table.get(ps, lv).latency_p99_ms <= deadline_ms
+def _meets(table: ProfileTable, ps: str, lv: str, deadline_ms: float, tails: TailModel) -> bool:
+    return tails.latency_ms(table.get(ps, lv)) <= deadline_ms
 
 
-def rt3_set(table: ProfileTable, level: str, deadline_ms: float, cfg: StrategySettings) -> str:
-    """The pattern set RT3 runs at ``level`` (configured, else densest meeting the deadline)."""
+def rt3_set(
+    table: ProfileTable, level: str, deadline_ms: float, cfg: StrategySettings, tails: TailModel | None = None
+) -> str:
+    """The pattern set RT3 runs at ``level`` (configured, else densest meeting the deadline; tails as
+    ``tails`` reads them, default each cell's measured p99)."""
     if level in cfg.rt3_sets:
         return cfg.rt3_sets[level]
     for ps in table.pattern_sets:
-        if _meets(table, ps, level, deadline_ms):
+        if _meets(table, ps, level, deadline_ms, tails or TailModel()):
             return ps
     return table.pattern_sets[-1]
 
@@ -81,6 +89,11 @@ class PlanRequest:
     deadline_ms: float
     period_s: float
     settings: StrategySettings
+    tails: TailModel = field(default_factory=TailModel)
+
+    def meets(self, ps: str, lv: str) -> bool:
+        """Whether set ``ps`` at level ``lv`` meets the deadline (its tail latency read through ``tails``)."""
+        return _meets(self.table, ps, lv, self.deadline_ms, self.tails)
 
 
 Planner = Callable[[PlanRequest], Plan]
@@ -116,9 +129,7 @@ def _dvfs_dense(req: PlanRequest) -> Plan:
 def _static_sparse(req: PlanRequest) -> Plan:
     table, static = req.table, req.settings.static_set
     if static is None:
-        ok = [
-            ps for ps in table.pattern_sets if all(_meets(table, ps, lv, req.deadline_ms) for lv in req.policy_levels)
-        ]
+        ok = [ps for ps in table.pattern_sets if all(req.meets(ps, lv) for lv in req.policy_levels)]
         static = ok[0] if ok else table.pattern_sets[-1]
     return Plan(req.strategy, {lv: (lv, static) for lv in req.policy_levels})
 
@@ -127,7 +138,7 @@ def _static_sparse(req: PlanRequest) -> Plan:
 def _rt3(req: PlanRequest) -> Plan:
     return Plan(
         req.strategy,
-        {lv: (lv, rt3_set(req.table, lv, req.deadline_ms, req.settings)) for lv in req.policy_levels},
+        {lv: (lv, rt3_set(req.table, lv, req.deadline_ms, req.settings, req.tails)) for lv in req.policy_levels},
     )
 
 
@@ -149,13 +160,13 @@ def _oracle(req: PlanRequest) -> Plan:
     table, cfg, deadline_ms = req.table, req.settings, req.deadline_ms
     choice: dict[str, tuple[str, str]] = {}
     for lv in req.policy_levels:
-        own = rt3_set(table, lv, deadline_ms, cfg)
+        own = rt3_set(table, lv, deadline_ms, cfg, req.tails)
         floor = cfg.min_accuracy if cfg.min_accuracy is not None else table.accuracy(own)
         options = [
             (period_energy_j(table, ps, cand, req.period_s), cand, ps)
             for cand in table.levels
             for ps in table.pattern_sets
-            if _meets(table, ps, cand, deadline_ms) and table.accuracy(ps) >= floor - 1e-12
+            if req.meets(ps, cand) and table.accuracy(ps) >= floor - 1e-12
         ]
         if table.accuracy(own) >= floor - 1e-12:  # rt3's own pair: never more energy per request than rt3
             options.append((period_energy_j(table, own, lv, req.period_s), lv, own))
@@ -174,10 +185,14 @@ def make_plan(
     deadline_ms: float,
     period_s: float,
     cfg: StrategySettings,
+    deadline_tail: str = "cell",
 ) -> Plan:
-    """Precompute the strategy's choice for each level the policy can ask for.
+    """Precompute the strategy's choice for each level the policy can ask for; ``deadline_tail`` says how a
+    cell's tail latency is read (:class:`~testbed.experiment.deadline.TailModel`, pooled over
+    ``policy_levels``).
 
-    Raises :class:`BadInputError` for an unknown strategy, or pattern sets or levels the profile does not have.
+    Raises :class:`BadInputError` for an unknown strategy or tail, or pattern sets or levels the profile does
+    not have.
     """
     planner = STRATEGIES.get(strategy)
     for name in [cfg.static_set, *cfg.rt3_sets.values()]:
@@ -186,4 +201,5 @@ def make_plan(
     for lv in cfg.rt3_sets:
         if lv not in table.levels:
             raise BadInputError(f"strategy.rt3_sets: unknown level {lv!r} ({', '.join(table.levels)})")
-    return planner(PlanRequest(strategy, table, policy_levels, deadline_ms, period_s, cfg))
+    tails = TailModel.of(table, policy_levels, deadline_tail)
+    return planner(PlanRequest(strategy, table, policy_levels, deadline_ms, period_s, cfg, tails))

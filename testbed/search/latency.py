@@ -9,6 +9,10 @@
   table holds a few pattern sets per level; a candidate's latency p50/p99 and mean power at a level are
   interpolated linearly in the pattern set's sparsity between the profiled sets of that level. Outside the
   profiled range the nearest profiled set's values are used and the cost is flagged ``extrapolated``.
+  The latency compared with the deadline is the interpolated p99 (``tail="cell"``), or with ``tail="pooled"``
+  the interpolated median × the table's pooled p99/p50 over the levels used — the rule of a pooled derived
+  deadline (:class:`testbed.experiment.deadline.TailModel`), so a candidate is feasible by the same reading
+  of the profile as the deadline it is held to.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ class ProfileLatency:
     Raises :class:`BadInputError` for a level the table lacks.
     """
 
-    def __init__(self, table: ProfileTable, levels: Sequence[str] | None = None) -> None:
+    def __init__(self, table: ProfileTable, levels: Sequence[str] | None = None, tail: str = "cell") -> None:
         names = list(levels) if levels is not None else list(table.levels)
         unknown = [n for n in names if n not in table.levels]
         if unknown:
@@ -121,9 +125,13 @@ class ProfileLatency:
         order = {lv: i for i, lv in enumerate(table.levels)}
         if [order[n] for n in names] != sorted(order[n] for n in names):
             raise BadInputError(f"levels must be listed fastest first as in {table.path}: {table.levels}")
+        from testbed.experiment.deadline import TailModel
+
         self.table = table
         self._names = names
-        self.source = f"profile: {table.path} ({table.meta.get('source', 'measured')})"
+        self.tails = TailModel.of(table, names, tail)
+        pooled = "" if self.tails.ratio is None else f"; deadline vs {self.tails.describe()}"
+        self.source = f"profile: {table.path} ({table.meta.get('source', 'measured')}{pooled})"
         self._points: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         for lv in names:
             rows = sorted((table.get(ps, lv) for ps in table.pattern_sets), key=lambda r: r.sparsity)
@@ -131,7 +139,7 @@ class ProfileLatency:
                 (
                     np.array([r.sparsity for r in rows]),
                     np.array([r.latency_p50_ms for r in rows]),
-                    np.array([r.latency_p99_ms for r in rows]),
+                    np.array([self.tails.latency_ms(r) for r in rows]),
                     np.array([r.mean_power_w for r in rows]),
                 )
             )

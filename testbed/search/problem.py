@@ -47,6 +47,7 @@ class SearchConfig:
     agent: str | None = None  # agent URL: measure every new pattern set on the board (levels: profile_levels)
     agent_token_file: str | None = None
     agent_inferences: int = 20
+    deadline_tail: str = "cell"  # with --profile: the cell's p99, or p50 x pooled p99/p50 (TailModel)
     pp_mode: str = "column"  # column strips (packable) | element (RT3's element-wise patterns, by mask)
     freq_ghz: tuple[float, ...] = RT3_FREQ_GHZ
     volt_v: tuple[float, ...] = RT3_VOLT_V
@@ -71,6 +72,8 @@ class SearchConfig:
         check_algorithm(self.algo)
         if self.budget < 1:
             raise BadInputError(f"--budget must be ≥ 1, got {self.budget}")
+        if self.deadline_tail not in ("cell", "pooled"):
+            raise BadInputError(f"--deadline-tail {self.deadline_tail!r}: choose cell or pooled")
         self.accuracy_config()
         self.rl_config()
 
@@ -121,7 +124,8 @@ def latency_model(
     from testbed.paths import profile_table_path
     from traces.profile import load_profile_table
 
-    return ProfileLatency(load_profile_table(profile_table_path(cfg.profile)), cfg.profile_levels)
+    table = load_profile_table(profile_table_path(cfg.profile))
+    return ProfileLatency(table, cfg.profile_levels, cfg.deadline_tail)
 
 
 def _agent_client(cfg: SearchConfig) -> AgentAPI:

@@ -86,3 +86,43 @@ def test_the_period_comes_from_medians_only() -> None:
     assert d_heavy.deadline_ms == pytest.approx(2 * d_calm.deadline_ms)  # the deadline follows the tails
     assert d_calm.period_ms() == d_heavy.period_ms() == pytest.approx(1.7 * 50.0)  # the period does not
     assert derive_deadline(_table(scale=3.0), tail="pooled").period_ms(1.5) == pytest.approx(1.5 * 150.0)
+
+
+class _Settings:
+    static_set = None
+    rt3_sets: dict[str, str] = {}
+    min_accuracy = None
+
+
+def test_strategies_read_tails_as_the_deadline_does() -> None:
+    """With ``deadline_tail = "pooled"`` a set's feasibility is its median x the pooled ratio, as in the
+    derived deadline: one outlier p99 (s50 at lo, 2.4 x its median) no longer pushes static-sparse and rt3
+    to a sparser set than the medians call for."""
+    from testbed.experiment.strategy import make_plan
+
+    t = _table({("s50", "lo"): 2.4})
+    deadline = 100.0  # s50 at lo: median 75 ms, pooled tail 93.75 ms, its own p99 180 ms
+    levels = list(LEVELS)
+    by_cell = make_plan("static-sparse", t, levels, deadline, 0.2, _Settings())  # type: ignore[arg-type]
+    pooled = make_plan("static-sparse", t, levels, deadline, 0.2, _Settings(), "pooled")  # type: ignore[arg-type]
+    assert set(by_cell.choice.values()) == {(lv, "s75") for lv in levels}
+    assert set(pooled.choice.values()) == {(lv, "s50") for lv in levels}
+    rt3 = make_plan("rt3", t, levels, deadline, 0.2, _Settings(), "pooled")  # type: ignore[arg-type]
+    assert rt3.choice["lo"] == ("lo", "s50") and rt3.choice["hi"] == ("hi", "dense")
+    with pytest.raises(BadInputError, match="'cell' or 'pooled'"):
+        make_plan("rt3", t, levels, deadline, 0.2, _Settings(), "p95")  # type: ignore[arg-type]
+
+
+def test_the_searchs_profile_latency_reads_tails_as_the_deadline_does() -> None:
+    import torch
+
+    from testbed.rt3.pp import PatternSet
+    from testbed.search.latency import ProfileLatency
+
+    t = _table({("s50", "lo"): 2.4})
+    ps = PatternSet("x", {"w": torch.tensor([True, False])}, {})  # half the weights kept: sparsity 0.5
+    cell, pooled = ProfileLatency(t, list(LEVELS)), ProfileLatency(t, list(LEVELS), tail="pooled")
+    assert cell.cost(ps, 2).deadline_latency_ms == pytest.approx(2.4 * 75.0)
+    assert pooled.cost(ps, 2).deadline_latency_ms == pytest.approx(1.25 * 75.0)
+    assert pooled.cost(ps, 2).latency_ms == cell.cost(ps, 2).latency_ms == pytest.approx(75.0)
+    assert "pooled p99/p50 1.250" in pooled.source

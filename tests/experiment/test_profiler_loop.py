@@ -8,7 +8,7 @@ its first pass and normal on its second, which is what the re-measure loop exist
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ class ScriptedBoard:
     slow_first: dict[str, float] = field(default_factory=dict)
     slow_windows: int = 0
     jitter: float = 0.0  # relative spread of the window means (alternating ±)
+    drift: float = 0.0  # relative slow-down per timed window measured so far (a host or board that drifts)
     calls: list[tuple[str, str, int]] = field(default_factory=list)  # (level, set, inferences)
 
     def info(self) -> dict[str, Any]:
@@ -44,6 +45,7 @@ class ScriptedBoard:
         if inferences > 5 and seen < self.slow_windows:
             lat *= self.slow_first.get(level, 1.0)
         lat *= 1.0 + (self.jitter if len(self.calls) % 2 else -self.jitter)
+        lat *= 1.0 + self.drift * sum(1 for _, _, n in self.calls[:-1] if n > 5)
         active_w = 2.0 + 3.0 / scale
         busy_s = inferences * lat / 1000.0
         if period_ms is not None:  # the idle window
@@ -74,8 +76,9 @@ def test_sets_of_a_level_are_measured_in_interleaved_rounds() -> None:
     board = ScriptedBoard({"a": 10.0, "b": 5.0, "c": 2.0}, jitter=0.2)
     table = profile_through_agent(board, "m", ["a", "b", "c"], {}, _opts(rel_ci=0.01, remeasure_rounds=0))  # type: ignore[arg-type]
     windows = [ps for lv, ps, n in board.calls if lv == "f1500" and n > 5]
-    # a 20 % jitter never meets a 1 % target: every set gets max_reps windows, one per round, then idle
-    assert windows[:12] == ["a", "b", "c"] * 4
+    # a 20 % jitter never meets a 1 % target: every set gets max_reps windows, one per round (in reverse
+    # order on even rounds), then idle
+    assert windows[:12] == ["a", "b", "c", "c", "b", "a"] * 2
     assert all(r.repetitions == 4 for r in table.rows.values())
 
 
@@ -111,7 +114,7 @@ def test_two_models_profile_into_one_table_interleaved() -> None:
     table = profile_models(board, models, _opts(rel_ci=0.01, max_reps=2, remeasure_rounds=0))  # type: ignore[arg-type]
     assert table.pattern_sets == ["a", "L0", "b"]  # by sparsity
     windows = [ps for lv, ps, n in board.calls if lv == "f600" and n > 5]
-    assert windows[:6] == ["a", "b", "L0"] * 2
+    assert windows[:6] == ["a", "b", "L0", "L0", "b", "a"]
 
 
 def test_two_models_with_the_same_set_name_are_refused() -> None:
@@ -119,3 +122,28 @@ def test_two_models_with_the_same_set_name_are_refused() -> None:
     with pytest.raises(BadInputError, match="'a' is in two of the models"):
         profile_models(board, [ProfiledModel("m1", ["a"], {}), ProfiledModel("m2", ["a"], {})], _opts())  # type: ignore[arg-type]
     assert board.calls == []
+
+
+def test_a_round_visits_every_level_so_a_drift_falls_on_all_of_them() -> None:
+    """Each round takes one window of every cell, level after level, in reverse on every second round; the
+    ratio of a set's medians at two levels then survives a host that slows down steadily as the profile runs.
+    Level by level (``interleave="sets"``) the last level measured takes the whole drift: f600 reads over
+    25 % slower than its 2.5 x f1500."""
+    opts = _opts(min_reps=4, max_reps=4, remeasure_rounds=0)
+    board = ScriptedBoard({"a": 10.0, "b": 4.0}, drift=0.04)
+    table = profile_through_agent(board, "m", ["a", "b"], {}, opts)  # type: ignore[arg-type]
+    windows = [(lv, ps) for lv, ps, n in board.calls if n > 5][:6]
+    first_round = [(lv, ps) for lv in LEVELS for ps in ("a", "b")]
+    assert windows == first_round
+    assert [(lv, ps) for lv, ps, n in board.calls if n > 5][6:12] == first_round[::-1]  # serpentine
+    for ps in ("a", "b"):
+        ratio = table.get(ps, "f600").latency_p50_ms / table.get(ps, "f1500").latency_p50_ms
+        assert ratio == pytest.approx(2.5, rel=0.03)
+    by_level = ScriptedBoard({"a": 10.0, "b": 4.0}, drift=0.04)
+    table = profile_through_agent(by_level, "m", ["a", "b"], {}, replace(opts, interleave="sets"))  # type: ignore[arg-type]
+    assert table.get("a", "f600").latency_p50_ms / table.get("a", "f1500").latency_p50_ms > 2.5 * 1.25
+
+
+def test_an_unknown_interleave_is_refused() -> None:
+    with pytest.raises(BadInputError, match="interleave must be levels or sets"):
+        _opts(interleave="cells")

@@ -197,11 +197,22 @@ class FakeKernel:
 
     # ---- file helpers -----------------------------------------------------------------------
     def _put(self, rel: str, value: str | int, mode: int = _RO) -> None:
+        """Give ``rel`` the content ``value`` and ``mode``. An unchanged file is left alone, and a changed one
+        is rewritten in place (``r+``, then truncate): opening with ``w`` truncates first, which on ext4
+        (``auto_da_alloc``) flushes the file on close — measured 3.6 ms a write on this project's VM, so one
+        emulated frequency change, about 60 file updates, took 70–90 ms instead of 4 ms on tmpfs."""
         p = self.root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if p.exists():
+        text = f"{value}\n"
+        if not p.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text, encoding="utf-8")
+        elif p.read_text(encoding="utf-8") != text or stat.S_IMODE(p.stat().st_mode) != mode:
             os.chmod(p, 0o644)
-        p.write_text(f"{value}\n", encoding="utf-8")
+            with open(p, "r+", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.truncate()
+        else:
+            return
         os.chmod(p, mode)
 
     def _set(self, rel: str, value: str | int) -> None:

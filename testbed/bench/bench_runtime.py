@@ -3,9 +3,11 @@ long does a switch take the way a user lives it?
 
 Model: a DistilBERT-sized encoder with random weights (6 layers, hidden 768, FFN 3072, 12 heads; latency does
 not depend on training). Masks come from the project's own BP and PP code: block-column BP removing 50 % of
-the columns of every row-block (balanced; 128-row blocks, others on request), then PP with
-16-column pattern tiles at levels 0 / 0.5 / 0.8 → overall sparsity ≈ 0.5, 0.75 and 0.9. Input: batch 1 ×
-128 tokens; 1 and 2 intra-op threads (torch and onnxruntime alike).
+the columns of every row-block (balanced), then PP with 16-column pattern tiles at levels 0 / 0.5 / 0.8 →
+overall sparsity ≈ 0.5, 0.75 and 0.9. Row blocks: the one ``row_block="auto"`` picks for this model from the
+measured table (:mod:`testbed.rt3.row_blocks`, ``tables/row_block.json``), on which the criteria are judged,
+and 128 beside it (``ROW_BLOCK``, reported as ``at_row_block_128``, not judged). Input: batch 1 × 128 tokens;
+1 and 2 intra-op threads (torch and onnxruntime alike).
 
 Every ratio compares timings taken in the same run, interleaved (one call of each variant per round, in
 turn), on this machine. A ratio is the median over rounds of the per-round ratio (the calls of a round are
@@ -27,20 +29,22 @@ gives other processes on a shared host do not count), with wall-clock ratios bes
 * ``layer_onednn_dense_speedup`` dense ``F.linear`` (MKL) / dense oneDNN with a prepacked weight, same layer: how
   far the dense baseline itself is from the fastest dense GEMM at hand (context only; the criteria use F.linear)
 * ``low_sparsity``   FFN-1 with block-column masks at 0–25 % sparsity, packed vs dense (where packing pays least)
-* ``criteria``       issue 17's latency criteria, each with its value, threshold and ``passed``; ``run`` (the
+* ``criteria``       issue 17's latency criteria at the chosen row block (``row_block``, and how it was chosen:
+  ``row_block_choice``), each with its value, threshold and ``passed``; ``at_row_block_128`` the same
+  figures at row block 128 without a verdict; ``run`` (the
   ``make bench`` entry) adds the memory and switch criteria and ``all_passed``. A 2-thread criterion is marked
   ``valid: false`` (and failed) when 2 threads did not make dense F.linear ≥ 1.3× faster than 1 thread: on a
   loaded 2-core host the second thread waits for a core and 2-thread timings measure the scheduler
 
-Switch (:func:`switch_benchmark`, 3 sets over one backbone): resident memory of all sets beside the dense
-model (torch: every storage once; onnxruntime: resident-set growth of a fresh process loading the sets with
-shared initializers, beside the same for the dense graph); warm switch (reference swap), cold switch
-(bringing in a set that is not resident: an onnxruntime session from its graph; in torch, packing it), the
-first inference after a switch beside steady state, the DVFS transition on an emulated Raspberry Pi 4 (from
-the ``scaling_setspeed`` write to ``cpuinfo_cur_freq`` reading the new clock; the emulated kernel applies a
-change at the write, so this is the software path, and the profile's ``transition_latency_ns`` is reported
-beside it) and RT3's reference switch (copy the dense weights, multiply the masks), each p50/p99 in ms,
-next to the paper's 45 ms.
+Switch (:func:`switch_benchmark`, 3 sets over one backbone, masks at the chosen row block): resident memory of
+all sets beside the dense model (torch: every storage once; onnxruntime: resident-set growth of a fresh
+process loading the sets with shared initializers, beside the same for the dense graph); warm switch
+(reference swap), cold switch (bringing in a set that is not resident: an onnxruntime session from its graph;
+in torch, packing it), the first inference after a switch beside steady state, the DVFS transition on an
+emulated Raspberry Pi 4 (from the ``scaling_setspeed`` write to ``cpuinfo_cur_freq`` reading the new clock;
+the emulated kernel applies a change at the write, so this is the software path, and the profile's
+``transition_latency_ns`` is reported beside it) and RT3's reference switch (copy the dense weights, multiply
+the masks), each p50/p99 in ms, next to the paper's 45 ms.
 """
 
 from __future__ import annotations
@@ -58,9 +62,11 @@ from typing import Any
 
 PAPER_SWITCH_MS = 45.0
 SEQ = 128
+#: The reference row block, measured and reported beside the table's choice (``at_row_block_128``, no verdict).
 ROW_BLOCK = 128
 #: Row-block heights to compare with ``sparse_benchmark(row_blocks=…)`` (bigger blocks: bigger GEMMs, coarser
-#: pruning structure); ``make bench`` runs row block 128 only, to keep its runtime short.
+#: pruning structure); ``make bench`` runs the table's choice and 128; the whole sweep is
+#: ``python -m testbed.bench.row_block_table``.
 ROW_BLOCK_SWEEP = (128, 256)
 PATTERN_COLS = 16
 BP_RATIO = 0.5
@@ -110,6 +116,16 @@ def _mask_sets(model: Any, row_block: int = ROW_BLOCK) -> tuple[dict[str, Any], 
     space = build_space(model, bp, row_block, PATTERN_COLS, PP_LEVELS, n_candidates=4)
     sets = [build_pattern_set(model, bp, space, uniform_choices(space, i)).masks for i in range(len(PP_LEVELS))]
     return bp, sets
+
+
+def chosen_row_block(model: Any) -> tuple[int, dict[str, Any]]:
+    """The BP row block ``row_block="auto"`` resolves to for ``model``, and how (the table's choice)."""
+    from testbed.rt3.models import hf_prunable_names
+    from testbed.rt3.row_blocks import pick_row_block
+
+    params = dict(model.named_parameters())
+    choice = pick_row_block([(int(params[n].shape[0]), int(params[n].shape[1])) for n in hf_prunable_names(model)])
+    return choice.row_block, choice.to_dict()
 
 
 def _sparsity(masks: dict[str, Any]) -> float:
@@ -226,20 +242,23 @@ def _csr_model(model: Any, masks: dict[str, Any]) -> Any:
 
 
 def sparse_benchmark(
-    quick: bool = False, progress: Callable[[str], None] = _progress, row_blocks: Sequence[int] = (ROW_BLOCK,)
+    quick: bool = False, progress: Callable[[str], None] = _progress, row_blocks: Sequence[int] | None = None
 ) -> dict[str, Any]:
     """Latency of packed pattern sets against dense, mask-multiply, CSR/BSR and onnxruntime (see module doc);
-    ``progress`` gets one line per step (default: stderr); ``row_blocks``: BP row-block heights to compare
-    (e.g. ``ROW_BLOCK_SWEEP``; the criteria judge row block 128)."""
+    ``progress`` gets one line per step (default: stderr); ``row_blocks``: BP row-block heights to measure
+    (default: the table's choice and 128; the criteria judge the table's choice)."""
     import torch
 
     rounds = 3 if quick else 9
     model = _distilbert()
+    chosen, choice = chosen_row_block(model)
+    blocks = list(dict.fromkeys(row_blocks if row_blocks is not None else (chosen, ROW_BLOCK)))
+    judged = chosen if chosen in blocks else blocks[0]
     load_before = _load()
     results = []
-    for row_block in row_blocks:
+    for row_block in blocks:
         results += _sparse_rows(model, row_block, rounds, quick, progress)
-    low = _low_sparsity_rows(model, rounds * 4, progress)
+    low = [row for b in blocks for row in _low_sparsity_rows(model, rounds * 4, progress, b)]
     torch.set_num_threads(1)
     out = {
         "model": "distilbert-sized encoder (6×768, FFN 3072), random weights",
@@ -248,6 +267,8 @@ def sparse_benchmark(
         "rounds": rounds,
         "host_load_1min": {"before": load_before, "after": _load(), "cpus": os.cpu_count()},
         "bp": {"structure": "block-column", "ratio": BP_RATIO},
+        "row_block": judged,
+        "row_block_choice": choice,
         "pattern_cols": PATTERN_COLS,
         "dense_linears_mb": sum(int(p.numel()) * 4 for n, p in model.named_parameters() if n in _mask_names(model))
         / 1e6,
@@ -255,12 +276,19 @@ def sparse_benchmark(
         "low_sparsity": low,
     }
     out["criteria"] = sparse_criteria(out)
+    if judged != ROW_BLOCK and any(r["row_block"] == ROW_BLOCK for r in results):
+        out["at_row_block_128"] = [
+            {k: v for k, v in c.items() if k != "passed"} for c in sparse_criteria(out, row_block=ROW_BLOCK)
+        ]
     return out
 
 
-def _low_sparsity_rows(model: Any, rounds: int, progress: Callable[[str], None]) -> list[dict[str, Any]]:
-    """FFN-1 with balanced block-column masks (128-row blocks) at low sparsity, where packing pays least:
-    packed / dense ``F.linear`` per thread count (1 thread: CPU time; 2: wall clock), same run, interleaved."""
+def _low_sparsity_rows(
+    model: Any, rounds: int, progress: Callable[[str], None], row_block: int = ROW_BLOCK
+) -> list[dict[str, Any]]:
+    """FFN-1 with balanced block-column masks (``row_block``-row blocks) at low sparsity, where packing pays
+    least: packed / dense ``F.linear`` per thread count (1 thread: CPU time; 2: wall clock), same run,
+    interleaved."""
     import torch
     import torch.nn.functional as F
 
@@ -274,13 +302,18 @@ def _low_sparsity_rows(model: Any, rounds: int, progress: Callable[[str], None])
         for sparsity in LOW_SPARSITIES:
             keep = round(lin.in_features * (1 - sparsity))
             mask = torch.zeros(lin.out_features, lin.in_features, dtype=torch.bool)
-            for r in range(0, lin.out_features, ROW_BLOCK):
-                mask[r : r + ROW_BLOCK, torch.randperm(lin.in_features, generator=g)[:keep]] = True
+            for r in range(0, lin.out_features, row_block):
+                mask[r : r + row_block, torch.randperm(lin.in_features, generator=g)[:keep]] = True
             packed = PackedLinear(lin.weight, mask, lin.bias)
-            row: dict[str, Any] = {"sparsity": sparsity, "ideal": 1 / (1 - sparsity), "layer_plan": packed.extra_repr()}
+            row: dict[str, Any] = {
+                "sparsity": sparsity,
+                "row_block": row_block,
+                "ideal": 1 / (1 - sparsity),
+                "layer_plan": packed.extra_repr(),
+            }
             for threads in THREADS:
                 torch.set_num_threads(threads)
-                progress(f"low sparsity {sparsity:.4f}, {threads} thread(s): layer")
+                progress(f"row-block {row_block}, low sparsity {sparsity:.4f}, {threads} thread(s): layer")
                 fns: dict[str, Callable[[], object]] = {
                     "dense": lambda: F.linear(x, lin.weight, lin.bias),
                     "packed": lambda p=packed: p(x),  # type: ignore[misc]
@@ -328,9 +361,18 @@ def _nearest(results: Sequence[dict[str, Any]], sparsity: float) -> dict[str, An
     return min(results, key=lambda r: abs(r["sparsity"] - sparsity))
 
 
-def sparse_criteria(res: dict[str, Any]) -> list[dict[str, Any]]:
-    """Pass/fail of issue 17's latency criteria on a :func:`sparse_benchmark` result (row block 128)."""
-    rows = [r for r in res["results"] if r["row_block"] == ROW_BLOCK]
+def sparse_criteria(res: dict[str, Any], row_block: int | None = None) -> list[dict[str, Any]]:
+    """Pass/fail of issue 17's latency criteria on a :func:`sparse_benchmark` result, judged on the rows of
+    ``row_block`` (default: the result's ``row_block``, the table's choice; 128 when it names none). Every
+    check carries ``row_block``; the low-sparsity rows count where they were measured at that block."""
+    block = int(row_block if row_block is not None else res.get("row_block", ROW_BLOCK))
+    rows = [r for r in res["results"] if r["row_block"] == block]
+    chosen = res.get("row_block_choice")
+    at = f"row block {block}" + (
+        " (chosen from the measured table, testbed/rt3/tables/row_block.json)"
+        if chosen and chosen.get("row_block") == block
+        else ""
+    )
     two = _two_cores_given(rows)
     modes = (("", "1 thread, CPU time", True), ("_2t", "2 threads, wall clock", two))
     checks = []
@@ -343,11 +385,11 @@ def sparse_criteria(res: dict[str, Any]) -> list[dict[str, Any]]:
                     r.get(f"layer_vs_ideal{sfx}"),
                     ">=",
                     floor,
-                    "FFN-1 768→3072, 128 tokens: median over interleaved rounds of dense F.linear / packed",
+                    f"FFN-1 768→3072, {at}, 128 tokens: median over interleaved rounds of dense F.linear / packed",
                     valid,
                 )
             )
-    every = rows + list(res.get("low_sparsity", []))
+    every = rows + [r for r in res.get("low_sparsity", []) if r.get("row_block", ROW_BLOCK) == block]
     for sfx, how, valid in modes:
         vals = [r[f"layer_speedup{sfx}"] for r in every if f"layer_speedup{sfx}" in r]
         checks.append(
@@ -356,7 +398,7 @@ def sparse_criteria(res: dict[str, Any]) -> list[dict[str, Any]]:
                 min(vals) if vals else None,
                 ">=",
                 NOT_SLOWER_FLOOR,
-                f"min over sparsities {sorted({r['sparsity'] for r in every})} of dense / packed; "
+                f"{at}: min over sparsities {sorted({r['sparsity'] for r in every})} of dense / packed; "
                 f"{NOT_SLOWER_FLOOR} allows the noise of two same-shape F.linear calls on a shared host",
                 valid,
             )
@@ -368,7 +410,7 @@ def sparse_criteria(res: dict[str, Any]) -> list[dict[str, Any]]:
                 r.get("speedup"),
                 ">=",
                 1.0,
-                f"whole encoder, dense / packed; ideal {r['ideal']:.2f}",
+                f"whole encoder, {at}, dense / packed; ideal {r['ideal']:.2f}",
             )
         )
         for sfx, how, valid in modes:
@@ -378,10 +420,12 @@ def sparse_criteria(res: dict[str, Any]) -> list[dict[str, Any]]:
                     r.get(f"ort_vs_torch{sfx}"),
                     ">=",
                     0.9,
-                    "torch packed encoder time / onnxruntime packed encoder time (> 1: onnxruntime faster)",
+                    f"{at}: torch packed encoder time / onnxruntime packed encoder time (> 1: onnxruntime faster)",
                     valid,
                 )
             )
+    for c in checks:
+        c["row_block"] = block
     return checks
 
 
@@ -668,8 +712,9 @@ def switch_benchmark(quick: bool = False, progress: Callable[[str], None] = _pro
     torch.set_num_threads(1)
     load_before = _load()
     model = _distilbert()
-    progress("switch: building BP + PP masks")
-    _, sets = _mask_sets(model)
+    row_block, _ = chosen_row_block(model)
+    progress(f"switch: building BP + PP masks (row block {row_block})")
+    _, sets = _mask_sets(model, row_block)
     progress("switch: packing 3 sets (torch)")
     t0 = time.perf_counter()
     rm = ReconfigurableModel.from_backbone(model, sets)
@@ -738,6 +783,7 @@ def switch_benchmark(quick: bool = False, progress: Callable[[str], None] = _pro
     dense_mb = dense_bytes / 1e6
     return {
         "pattern_sets": rm.k,
+        "row_block": row_block,
         "switches": n,
         "host_load_1min": {"before": load_before, "after": _load(), "cpus": os.cpu_count()},
         "p50_ms": p50,

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from devices.errors import BadInputError
 from testbed.rt3.masking import Masks, density
 from testbed.rt3.models import TransformerLM
+from testbed.rt3.row_blocks import AUTO, resolve_row_block
 from testbed.rt3.train import EvalResult, Task, TrainConfig, evaluate, train
 
 STRUCTURES = ("block-column", "head-ffn")
@@ -149,7 +150,7 @@ class BPConfig:
     a mapping name → ratio); RT3's configs use about 0.643. ``lam`` is the group-lasso strength λ."""
 
     structure: str = "block-column"
-    row_block: int = 32
+    row_block: int | str = 32  # or "auto": chosen from the measured table (testbed.rt3.row_blocks), see resolved()
     ratio: float | dict[str, float] = 0.6
     balanced: bool = True
     lam: float = 1e-4
@@ -162,8 +163,11 @@ class BPConfig:
     lam_ramp: float = 1.0  # fraction of the regularised steps over which λ reaches lam_max (then it holds)
     reg_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, label="bp group-lasso"))
     retrain: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, label="bp retrain"))
+    row_block_choice: dict[str, Any] | None = None  # how "auto" was resolved (set by resolved())
 
     def __post_init__(self) -> None:
+        if isinstance(self.row_block, str) and self.row_block != AUTO:
+            raise BadInputError(f"row_block must be a positive integer or {AUTO!r}, got {self.row_block!r}")
         if self.lam_schedule not in ("constant", "linear", "exp"):
             raise BadInputError(f"λ schedule {self.lam_schedule!r}: choose constant, linear or exp")
         if self.reweight_mode not in ("all", "prune-set"):
@@ -186,6 +190,16 @@ class BPConfig:
         if self.lam_schedule == "exp" and self.lam > 0 and end > 0:
             return self.lam * (end / self.lam) ** t
         return self.lam
+
+    def resolved(self, model: nn.Module, names: list[str]) -> BPConfig:
+        """This config with ``row_block="auto"`` replaced by the measured table's choice for these weights
+        (and the choice recorded in ``row_block_choice``); itself when the row block is already a number."""
+        if not isinstance(self.row_block, str):
+            return self
+        params = dict(model.named_parameters())
+        shapes = [(int(params[n].shape[0]), int(params[n].shape[1])) for n in names]
+        block, choice = resolve_row_block(self.row_block, shapes)
+        return replace(self, row_block=block, row_block_choice=choice.to_dict() if choice else None)
 
     def ratio_for(self, name: str) -> float:
         if isinstance(self.ratio, Mapping):
@@ -255,7 +269,8 @@ class ReweightedGroupLasso:
 
 def tiles_for(model: nn.Module, names: list[str], cfg: BPConfig) -> dict[str, Tile]:
     params = dict(model.named_parameters())
-    return {n: tile_for(model, n, tuple(params[n].shape), cfg.structure, cfg.row_block) for n in names}
+    block = int(cfg.resolved(model, names).row_block)
+    return {n: tile_for(model, n, tuple(params[n].shape), cfg.structure, block) for n in names}
 
 
 @torch.no_grad()
@@ -340,6 +355,7 @@ def block_prune(
     ``teacher`` (with ``distill_alpha`` > 0 in the TrainConfigs): both phases distil from it. Returns the masks
     (the BP backbone's zero structure) and accuracies; the model's pruned weights are zero.
     """
+    cfg = cfg.resolved(model, names)
     dense = evaluate(model, task, eval_split)
     tiles = tiles_for(model, names, cfg)
     reg = ReweightedGroupLasso(

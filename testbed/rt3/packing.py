@@ -61,6 +61,24 @@ medians of same-round pairs):
 
 What remains is the batched GEMM itself: with the caches cold (dense ran just before, as in any model) the
 group GEMMs reach 75–80 % of the dense GEMM's FLOP rate, and the gather adds 15–20 % on top.
+
+Kept for issue 17: a taller BP row block, chosen from a measured table. The row block is the height of the
+group GEMMs (the cost model above keeps it: every block has its own column set), so taller blocks run nearer
+the dense GEMM's rate, at the price of a coarser pruning structure. ``tables/row_block.json`` (``python -m
+testbed.bench.row_block_table``: BP + PP masks generated at each block as in the bench, 1 thread, CPU time,
+dense ``F.linear`` interleaved, 3 passes × 40 rounds, host load 1.4–2.6) gives the fraction of ideal at
+64 / 128 / 256 / 512 / 768 / whole-weight blocks:
+
+* FFN-1 768→3072: 75 % 0.59 / 0.69 / 0.76 / 0.80 / 0.81 / 0.84, 90.6 % 0.50 / 0.56 / 0.61 / 0.64 / 0.64 / 0.66;
+* FFN-2 3072→768: 75 % 0.53 / 0.64 / 0.72 / 0.73 / 0.85 (768 = whole), 90.6 % 0.43 / 0.50 / 0.53 / 0.53 / 0.65;
+* q/k/v/out 768→768: 75 % 0.50 / 0.55 / 0.62 / 0.61 / 0.76 (whole), 90.6 % 0.38 / 0.42 / 0.48 / 0.48 / 0.58.
+
+Cells of one repeat differed by up to ±10 % for the FFN shapes and up to ±30 % for 768×768 at 90 %
+(0.2 ms calls) on the shared host; the table keeps the median of all same-round ratios and each pass's.
+``row_block="auto"`` (:mod:`testbed.rt3.row_blocks`) picks one block per model: the smallest at which the
+model's linears, weighted by their work, reach 0.8 at 75 % and 0.6 at 90 % — 768 for the DistilBERT-sized
+encoder (0.80 / 0.62; 128: 0.62 / 0.49), which for its 768-row weights is plain column pruning. Its accuracy
+cost is measured, not assumed (README, RT3 section), so the default row block is unchanged.
 """
 
 from __future__ import annotations

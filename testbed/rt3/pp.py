@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from devices.errors import BadInputError
 from testbed.rt3.masking import Masks, density
+from testbed.rt3.row_blocks import resolve_row_block
 from testbed.rt3.train import EvalResult, Task, TrainConfig, evaluate, train
 
 #: RT3's ten sparsity levels (pruning_number_list / 10 000 zeros per 100×100 pattern).
@@ -178,7 +179,7 @@ class PatternSpace:
 def build_space(
     model: nn.Module,
     bp_masks: Masks,
-    row_block: int,
+    row_block: int | str,
     pattern_cols: int = 16,
     levels: Sequence[float] = RT3_LEVELS,
     n_candidates: int = 4,
@@ -190,7 +191,10 @@ def build_space(
     """Extract candidate patterns for every BP-masked weight and sparsity level (RT3's shrunken space).
 
     ``mode`` column (strips of kept columns) or element (element-wise tile patterns, see the module text).
+    ``row_block`` the BP row block, or ``"auto"``: the measured table's choice for these weights, the same one
+    BP's ``row_block="auto"`` resolves to (:mod:`testbed.rt3.row_blocks`).
     """
+    row_block, _ = resolve_row_block(row_block, [(int(m.shape[0]), int(m.shape[1])) for m in bp_masks.values()])
     length = pattern_length(mode, row_block, pattern_cols)
     params = dict(model.named_parameters())
     rng = random.Random(seed)

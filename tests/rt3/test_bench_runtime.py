@@ -139,3 +139,31 @@ def test_cli_prints_one_verdict_line_per_criterion() -> None:
     assert any(line.startswith("FAIL layer speed-up / ideal at 0.750 sparsity (1 thread") for line in lines)
     assert any(line.startswith("PASS layer speed-up / ideal at 0.906 sparsity (1 thread") for line in lines)
     assert any(line.startswith("INVALID layer speed-up / ideal at 0.906 sparsity (2 threads") for line in lines)
+
+
+def test_sparse_criteria_judge_the_tables_row_block_and_keep_128_beside_it() -> None:
+    from testbed.bench.bench_runtime import sparse_criteria
+
+    chosen = [{**_sparse_row(s, f, f), "row_block": 768} for s, f in ((0.5, 0.9), (0.75, 0.85), (0.906, 0.66))]
+    at_128 = [_sparse_row(s, f, f) for s, f in ((0.5, 0.78), (0.75, 0.7), (0.906, 0.57))]
+    res = {
+        "results": chosen + at_128,
+        "row_block": 768,
+        "row_block_choice": {"row_block": 768},
+        "low_sparsity": [
+            {"sparsity": 0.0625, "row_block": 768, "layer_speedup": 1.0, "layer_speedup_2t": 1.0},
+            {"sparsity": 0.0625, "row_block": 128, "layer_speedup": 0.5, "layer_speedup_2t": 0.5},
+        ],
+    }
+    checks = sparse_criteria(res)
+    assert checks and all(c["row_block"] == 768 for c in checks)
+    verdict = {c["criterion"]: c for c in checks}
+    one = verdict["layer speed-up / ideal at 0.750 sparsity (1 thread, CPU time)"]
+    assert one["passed"] and "row block 768 (chosen from the measured table" in one["how"]
+    assert verdict["layer speed-up / ideal at 0.906 sparsity (1 thread, CPU time)"]["passed"]
+    assert verdict["layer never slower than dense, any sparsity (1 thread, CPU time)"]["passed"]  # 128's row not in
+    ref = {c["criterion"]: c for c in sparse_criteria(res, row_block=128)}
+    assert not ref["layer speed-up / ideal at 0.750 sparsity (1 thread, CPU time)"]["passed"]
+    assert ref["layer speed-up / ideal at 0.750 sparsity (1 thread, CPU time)"]["value"] == 0.7
+    assert "chosen" not in ref["layer speed-up / ideal at 0.750 sparsity (1 thread, CPU time)"]["how"]
+    assert not ref["layer never slower than dense, any sparsity (1 thread, CPU time)"]["passed"]

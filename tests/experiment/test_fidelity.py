@@ -41,6 +41,7 @@ path = "{tmp_path / "agent" / "state" / "models" / "art"}"
 [requests]
 period_ms = {round(3 * deadline_ms, 3)}
 deadline_ms = {deadline_ms}
+deadline_tail = "pooled"
 [battery]
 model = "bucket"
 energy_j = 36.0
@@ -76,7 +77,9 @@ def test_sim_and_hil_agree_within_five_percent(tmp_path: Path) -> None:
             board.agent.unload_model(loaded["model_id"])
         measured = tmp_path / "measured.csv"
         measured.write_text(table.to_csv())
-        d = derive_deadline(table, list(LEVELS))  # met by dense at the top, by sparse at the bottom
+        # met by dense at the top, by sparse at the bottom; pooled tails, as the demo reads them: under load one
+        # cell's p99 (sparse at f600: 32.9 ms against dense's 31.4 ms once) can leave no deadline between them
+        d = derive_deadline(table, list(LEVELS), tail="pooled")
         assert d.deadline_ms is not None, d.rule
         life = {}
         for mode, compress in (("sim", False), ("hil", True), ("hil", False)):

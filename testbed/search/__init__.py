@@ -4,7 +4,8 @@
 - :mod:`~testbed.search.latency` — RT3's op-count latency PREDICTION or a profile table;
 - :mod:`~testbed.search.reward` — RT3's reward terms with the ideal-bucket battery term;
 - :mod:`~testbed.search.evaluator` — candidate → pattern sets → accuracy, latency, reward (memoised);
-- :mod:`~testbed.search.controller`, :mod:`~testbed.search.reinforce` — LSTM and factorised policies, REINFORCE;
+- :mod:`~testbed.search.controller`, :mod:`~testbed.search.reinforce` — LSTM, factorised and ordinal policies,
+  REINFORCE;
 - :mod:`~testbed.search.baselines` — random search and Optuna TPE; :mod:`~testbed.search.structured` — every
   level triple, then greedy per layer (the baseline a learned searcher must beat);
 - :mod:`~testbed.search.layerspace` — per-layer sparsity per frequency level from latency and accuracy tables
@@ -16,5 +17,6 @@
   through an agent (cached, with provenance) and the layer search on a checkpoint (``--space layer``);
 - :mod:`~testbed.search.runner` — budget, search log, checkpoints and resume, progress;
 - :mod:`~testbed.search.problem`, :mod:`~testbed.search.artifact`, :mod:`~testbed.search.compare` (and its
-  figure and table, :mod:`~testbed.search.compare_report`).
+  figure and table, :mod:`~testbed.search.compare_report`); :mod:`~testbed.search.optimum` — the layer
+  space's exact optimum, :mod:`~testbed.search.diagnose` — why a searcher wins or loses there.
 """

@@ -9,8 +9,9 @@ Two problems:
   comparison of the README in a few minutes:
   ``python -m testbed.search.compare --budget 300 --seeds 0,1,2,3,4 [--out J] [--figure PNG] [--table MD]``;
   ``--memory-weight W`` adds the resident-memory term of :mod:`testbed.search.memory`. Algorithms: the
-  registered ones, ``rl`` with :data:`TUNED_RL` (``--rl-*`` override it), and ``rl-lstm``, RT3's LSTM
-  controller as configured by default (:data:`RL_VARIANTS`);
+  registered ones, ``rl`` with :data:`TUNED_RL` (``--rl-*`` override it), ``rl-factorised`` and ``rl-lstm``
+  (RT3's LSTM controller as configured by default) of :data:`RL_VARIANTS`; ``--why-figure PNG`` and the
+  ``--table`` add the diagnosis of :mod:`testbed.search.diagnose` (exact optimum, gap by level, feasibility);
 * ``--space pattern CKPT`` (the default when a checkpoint is given): the pattern-set space of a BP
   checkpoint, evaluated on the model itself.
 
@@ -32,7 +33,8 @@ from typing import Any
 from devices.errors import BadInputError
 from testbed.search.algorithms import SearcherOptions, searcher_names
 from testbed.search.algorithms import make_searcher as create_searcher
-from testbed.search.compare_report import markdown_table, write_figure
+from testbed.search.compare_report import diagnosis_table, markdown_table, write_diagnosis_figure, write_figure
+from testbed.search.diagnose import best_level_values, diagnose_space, first_feasible, run_gaps
 from testbed.search.evaluator import CandidateEvaluator
 from testbed.search.layerspace import (
     RT3_DEADLINES_MS,
@@ -49,15 +51,27 @@ from testbed.search.reinforce import ReinforceConfig
 from testbed.search.runner import SearchResult, run_search
 from testbed.search.space import SearchSpace
 
-#: RL as tuned on the layer space (README "Where decisions interact"): the factorised policy with shared
-#: per-level and per-layer logits, batches of 5 with per-level credit, a soft deadline (slope 3), Adam lr 0.1.
+#: RL as tuned on the layer space (README "Where decisions interact"): the ordinal policy (a bell over the ordered
+#: sparsity levels per decision, shared per-level and per-layer shifts, sd ≥ 0.35 option steps), batches of 5
+#: with per-level credit, a soft deadline (slope 1), Adam lr 0.2.
 TUNED_RL = ReinforceConfig(
+    policy="ordinal",
+    batch=5,
+    lr=0.2,
+    soft_deadline=1.0,
+    entropy_weight=0.0,
+    credit="per-level",
+    min_sd_steps=0.35,
+)
+#: The previous tuning: the factorised policy (categorical logits per decision + shared per level and layer).
+FACTORISED_RL = ReinforceConfig(
     policy="factorised", batch=5, lr=0.1, soft_deadline=3.0, entropy_weight=0.0, credit="per-level"
 )
-#: Comparison-only labels: the RL searcher with a fixed configuration (RT3's LSTM controller, one child per step).
-RL_VARIANTS = {"rl-lstm": ReinforceConfig()}
+#: Comparison-only labels: the RL searcher with a fixed configuration (RT3's LSTM controller, one child per step,
+#: the faithful form; the factorised tuning).
+RL_VARIANTS = {"rl-lstm": ReinforceConfig(), "rl-factorised": FACTORISED_RL}
 #: What ``python -m testbed.search.compare`` runs on the layer space by default.
-LAYER_ALGOS = ("structured", "random", "tpe", "rl", "rl-lstm")
+LAYER_ALGOS = ("structured", "random", "tpe", "rl", "rl-factorised", "rl-lstm")
 
 #: The sensitivity table shipped with the package (measured by ``python -m testbed.search.experiments``).
 BUNDLED_ACCURACY_TABLE = Path(__file__).parent / "tables" / "fortune-lm-sensitivity.json"
@@ -141,12 +155,16 @@ def compare_tables(
     rl: ReinforceConfig | None = None,
     max_proposals_per_eval: int = 5,
     memory: MemoryTerm | None = None,
+    diagnose: bool = True,
 ) -> dict[str, Any]:
     """Every algorithm with every seed on the layer-sparsity problem of two tables (see the module text).
 
     ``memory``: add the resident-memory term of :mod:`testbed.search.memory` to every reward. A searcher that
     keeps proposing candidates it has seen (a collapsed policy) is stopped after
     ``max_proposals_per_eval × budget`` proposals; its curve then ends early and its best stays where it was.
+    ``diagnose`` (without a memory term): add ``diagnosis`` (:func:`testbed.search.diagnose.diagnose_space`:
+    the exact optimum, feasibility of random candidates, reward variance by decision, the level fronts) and,
+    per algorithm in ``summary``, ``gap_to_optimum`` (:func:`~testbed.search.diagnose.run_gaps`).
     """
     runs: list[dict[str, Any]] = []
     probe = TableEvaluator(cost, accuracy, deadlines_ms, memory=memory)
@@ -156,8 +174,17 @@ def compare_tables(
             name, rl_cfg = ("rl", RL_VARIANTS[algo]) if algo in RL_VARIANTS else (algo, rl or TUNED_RL)
             searcher = create_searcher(name, evaluator.space, SearcherOptions(seed=seed, rl=rl_cfg))
             res = run_search(searcher, evaluator, budget, max_proposals=max_proposals_per_eval * budget)
-            runs.append(_run_row(algo, seed, res))
+            row = _run_row(algo, seed, res)
+            row["best_level_values"] = best_level_values(evaluator, res.best)
+            row["best_runs_per_level"] = res.best.terms.runs_per_level
+            row["first_feasible_evaluation"] = first_feasible(list(evaluator.memo.values()))
+            runs.append(row)
             sys.stderr.write(f"{algo} seed {seed}: best {res.best.reward:+.4f} in {res.wall_s:.1f} s\n")
+    summary = _summary(runs, algos, budget)
+    diagnosis = diagnose_space(probe).to_dict() if diagnose and memory is None else None
+    if diagnosis is not None:
+        for algo in algos:
+            summary[algo]["gap_to_optimum"] = run_gaps(diagnosis, runs, algo)
     return {
         "space": {
             "kind": "layer sparsity per frequency level",
@@ -173,7 +200,8 @@ def compare_tables(
         "rl": (rl or TUNED_RL).to_dict(),
         "rl_variants": {k: v.to_dict() for k, v in RL_VARIANTS.items() if k in algos},
         "memory": memory.to_dict() if memory is not None else None,
-        "summary": _summary(runs, algos, budget),
+        "summary": summary,
+        "diagnosis": diagnosis,
         "runs": runs,
     }
 
@@ -198,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deadline-ms", default=",".join(f"{d:g}" for d in RT3_DEADLINES_MS))
     p.add_argument("--rl-lr", type=float, default=None)
     p.add_argument("--rl-optimizer", default=None)
-    p.add_argument("--rl-policy", choices=("lstm", "factorised"), default=None)
+    p.add_argument("--rl-policy", choices=("lstm", "factorised", "ordinal"), default=None)
     p.add_argument("--rl-batch", type=int, default=None)
     p.add_argument("--rl-entropy", type=float, default=None)
     p.add_argument("--rl-shaped", action=argparse.BooleanOptionalAction, default=None)
@@ -207,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         help="layer space: add −W · resident/dense memory of the union of the levels' packed tensors (0 = off)",
     )  # fmt: skip
     p.add_argument("--figure", type=Path, help="layer space: best reward vs evaluations as a PNG")
-    p.add_argument("--table", type=Path, help="layer space: the Markdown table of the README")
+    p.add_argument("--table", type=Path, help="layer space: the Markdown tables of the README (with the diagnosis)")
+    p.add_argument(
+        "--why-figure", type=Path,
+        help="layer space: per-seed curves against the exact optimum, the level landscape, the gap by level (PNG)",
+    )  # fmt: skip
     p.add_argument("--eval-batches", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path)
@@ -228,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.rl_shaped is not None:
         rl_over["shaped"] = a.rl_shaped
     try:
+        if a.why_figure is not None and (space != "layer" or a.memory_weight > 0):
+            raise BadInputError("--why-figure needs the layer space's exact optimum, which a memory term rules out")
         if space == "layer":
             acc = load_accuracy_table(a.accuracy_table)
             cost = opcount_cost_table() if a.latency_table == "opcount" else load_cost_table(Path(a.latency_table))
@@ -237,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
             if a.figure is not None:
                 write_figure(result, a.figure)
             if a.table is not None:
-                a.table.write_text(markdown_table(result))
+                why = diagnosis_table(result) if result.get("diagnosis") else ""
+                a.table.write_text(markdown_table(result) + ("\n" + why if why else ""))
+            if a.why_figure is not None:
+                write_diagnosis_figure(result, a.why_figure)
         else:
             if a.checkpoint is None:
                 p.error("--space pattern needs a checkpoint")

@@ -172,3 +172,98 @@ class FactorisedPolicy(_Policy):
     @torch.no_grad()
     def greedy(self) -> list[int]:
         return [int(self.logits(i).argmax()) for i in range(len(self.sizes))]
+
+
+class OrdinalPolicy(_Policy):
+    """Independent decisions over ORDERED options (RT3's sparsity levels), each a discretised bell curve.
+
+    For decision *i* with ``n`` options at frequency level ``k_i`` on layer ``g_i``, option *j* at position
+    ``x_j = j / (n − 1)`` in [0, 1]::
+
+        logits_i[j] = θ_i[j] − ½ · min(exp(ρ_i + r[k_i]), P) · (x_j − sigmoid(μ_i + m[k_i] + b[g_i]))²
+
+    ``μ_i`` (init 0: the bell's centre at ½) is where the decision's mass sits, ``m[k]`` one shift per
+    frequency level shared by its layers ("this level is sparser"), ``b[g]`` one per layer shared by the
+    levels (the sigmoid keeps the centre inside the options); ``ρ_i + r[k]`` is the log
+    precision (init 0: σ = 1, nearly uniform over [0, 1]), capped at ``P = 1 / σ_min²`` with ``σ_min`` =
+    ``min_sd_steps`` option steps, so the policy never collapses onto one candidate; ``θ_i`` are free logits
+    (``free_logits``) for what a bell cannot say. A sample near the mode is the mode moved by a step on a few
+    decisions — the neighbourhood a local search walks — so one reward teaches the neighbours of an option
+    too, which a categorical over unordered options cannot. Without ``context``: a bell per decision.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        context: Sequence[tuple[int | None, str | None]] | None = None,
+        min_sd_steps: float = 0.5,
+        free_logits: bool = True,
+    ) -> None:
+        super().__init__(sizes)
+        if context is not None and len(context) != len(sizes):
+            raise BadInputError(f"{len(context)} decision contexts for {len(sizes)} decisions")
+        if min_sd_steps <= 0:
+            raise BadInputError(f"the ordinal policy's minimum sd must be positive, got {min_sd_steps}")
+        d, n_max = len(self.sizes), max(self.sizes)
+        self.free_logits = free_logits
+        self.theta = nn.Parameter(torch.zeros(d, n_max))
+        self.loc = nn.Parameter(torch.zeros(d))
+        self.log_prec = nn.Parameter(torch.zeros(d))
+        ctx = list(context) if context is not None else [(None, None)] * d
+        levels = sorted({lv for lv, _ in ctx if lv is not None})
+        layers = sorted({g for _, g in ctx if g is not None})
+        level_of = [levels.index(lv) if lv is not None else len(levels) for lv, _ in ctx]
+        layer_of = [layers.index(g) if g is not None else len(layers) for _, g in ctx]
+        # one spare slot (index len(...)) for decisions without a level/layer; it is masked to 0 below
+        self.level_shift = nn.Parameter(torch.zeros(len(levels) + 1))
+        self.level_prec = nn.Parameter(torch.zeros(len(levels) + 1))
+        self.layer_shift = nn.Parameter(torch.zeros(len(layers) + 1))
+        self.level_of = torch.tensor(level_of)
+        self.layer_of = torch.tensor(layer_of)
+        self.has_level = torch.tensor([float(lv is not None) for lv, _ in ctx])
+        self.has_layer = torch.tensor([float(g is not None) for _, g in ctx])
+        grid = torch.zeros(d, n_max)
+        valid = torch.zeros(d, n_max, dtype=torch.bool)
+        log_cap = torch.zeros(d)
+        for i, n in enumerate(self.sizes):
+            grid[i, :n] = torch.linspace(0.0, 1.0, n) if n > 1 else 0.0
+            valid[i, :n] = True
+            step = 1.0 / (n - 1) if n > 1 else 1.0
+            log_cap[i] = -2.0 * torch.log(torch.tensor(min_sd_steps * step))
+        self.grid = grid
+        self.valid = valid
+        self.log_cap = log_cap
+
+    def all_logits(self) -> Tensor:
+        """Logits of every decision ([D, max options]; −inf where a decision has fewer options)."""
+        z = (
+            self.loc
+            + self.has_level * self.level_shift[self.level_of]
+            + self.has_layer * self.layer_shift[self.layer_of]
+        )
+        mu = torch.sigmoid(z)
+        log_prec = self.log_prec + self.has_level * self.level_prec[self.level_of]
+        prec = torch.minimum(log_prec, self.log_cap).exp()
+        logits = -0.5 * prec[:, None] * (self.grid - mu[:, None]) ** 2
+        if self.free_logits:
+            logits = logits + self.theta
+        return logits.masked_fill(~self.valid, float("-inf"))
+
+    @torch.no_grad()
+    def sample(self, generator: torch.Generator | None = None) -> list[int]:
+        probs = torch.softmax(self.all_logits(), -1)
+        return [int(a) for a in torch.multinomial(probs, 1, generator=generator)[:, 0]]
+
+    def step_log_probs(self, actions: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """Per-decision log-probabilities of ``actions`` ([D]) and the summed entropy (differentiable)."""
+        self.check(actions)
+        logp = torch.log_softmax(self.all_logits(), -1)
+        idx = torch.tensor([int(a) for a in actions])
+        steps = logp.gather(1, idx[:, None])[:, 0]
+        p = logp.exp()
+        entropy = -(p * logp.masked_fill(~self.valid, 0.0)).sum()
+        return steps, entropy
+
+    @torch.no_grad()
+    def greedy(self) -> list[int]:
+        return [int(a) for a in self.all_logits().argmax(-1)]

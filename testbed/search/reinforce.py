@@ -25,8 +25,11 @@ Lagrangian relaxation): a level over its deadline keeps its accuracy share and l
 deadline − 1)``, so the policy can sit ON the deadline instead of keeping clear of a −1 cliff; the reported
 reward still gives −1. ``policy`` ``lstm`` is RT3's autoregressive controller, ``factorised`` the
 independent per-decision logits with shared per-level and per-layer vectors of
-:class:`~testbed.search.controller.FactorisedPolicy`. The settings tuned on the layer space are
-:data:`testbed.search.compare.TUNED_RL` (the README says how each was chosen).
+:class:`~testbed.search.controller.FactorisedPolicy`, ``ordinal`` the bell over ordered options of
+:class:`~testbed.search.controller.OrdinalPolicy` (``min_sd_steps``, ``free_logits``). ``risk_quantile``
+ε < 1 (with a batch) makes the baseline the batch's (1 − ε) quantile and ignores the samples below it
+(risk-seeking policy gradient: it maximises the best reward rather than the mean). The settings tuned on the
+layer space are :data:`testbed.search.compare.TUNED_RL` (the README says how each was chosen).
 
 Adam or RMSProp with optional staircase decay of the learning rate (RT3: ×0.5 every 50 steps, with RMSProp).
 Sampling uses a private :class:`torch.Generator`, whose state is part of :meth:`Reinforce.state_dict` together with the
@@ -43,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from devices.errors import BadInputError
-from testbed.search.controller import FactorisedPolicy, LSTMPolicy
+from testbed.search.controller import FactorisedPolicy, LSTMPolicy, OrdinalPolicy
 from testbed.search.space import Candidate, Decision
 
 if TYPE_CHECKING:
@@ -63,12 +66,15 @@ class ReinforceConfig:
     lr_decay: float = 1.0
     lr_decay_every: int = 50
     optimizer: str = "adam"  # adam | rmsprop (RT3's)
-    policy: str = "lstm"  # lstm (RT3's) | factorised
+    policy: str = "lstm"  # lstm (RT3's) | factorised | ordinal
     batch: int = 1  # candidates per update (RT3: 1)
     entropy_decay: float = 1.0  # entropy weight × this after every update
     shaped: bool = False  # learn from the distance to the deadlines instead of a flat penalty
     credit: str = "total"  # total | per-level (each level's decisions learn from that level's share)
     soft_deadline: float = 0.0  # > 0: learn from accuracy − this × relative excess (a soft constraint), not −1
+    min_sd_steps: float = 0.5  # ordinal policy: the bell's sd never falls below this many option steps
+    free_logits: bool = True  # ordinal policy: free per-option logits on top of the bell
+    risk_quantile: float = 1.0  # < 1 (batch > 1): learn only from the batch's top share (risk-seeking)
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "rmsprop"):
@@ -77,14 +83,16 @@ class ReinforceConfig:
             raise BadInputError(f"baseline decay must be in [0, 1), got {self.baseline_decay}")
         if self.lr <= 0 or self.hidden < 1 or self.lr_decay_every < 1:
             raise BadInputError("lr, hidden and lr_decay_every must be positive")
-        if self.policy not in ("lstm", "factorised"):
-            raise BadInputError(f"RL policy {self.policy!r}: choose lstm or factorised")
+        if self.policy not in ("lstm", "factorised", "ordinal"):
+            raise BadInputError(f"RL policy {self.policy!r}: choose lstm, factorised or ordinal")
         if self.credit not in ("total", "per-level"):
             raise BadInputError(f"RL credit {self.credit!r}: choose total or per-level")
         if self.credit == "per-level" and self.batch < 2:
             raise BadInputError("RL per-level credit needs a batch of at least 2 candidates")
         if self.soft_deadline < 0:
             raise BadInputError(f"RL soft deadline slope must be ≥ 0, got {self.soft_deadline}")
+        if not 0.0 < self.risk_quantile <= 1.0:
+            raise BadInputError(f"RL risk quantile must be in (0, 1], got {self.risk_quantile}")
         if self.batch < 1 or not 0.0 < self.entropy_decay <= 1.0:
             raise BadInputError("RL batch must be ≥ 1 and entropy decay in (0, 1]")
         if self.entropy_weight < 0:
@@ -108,10 +116,12 @@ class Reinforce:
     ) -> None:
         self.config = config or ReinforceConfig()
         torch.manual_seed(seed)  # initial weights
-        self.policy: LSTMPolicy | FactorisedPolicy
+        self.policy: LSTMPolicy | FactorisedPolicy | OrdinalPolicy
+        context = [(d.level, d.layer) for d in decisions] if decisions is not None else None
         if self.config.policy == "factorised":
-            context = [(d.level, d.layer) for d in decisions] if decisions is not None else None
             self.policy = FactorisedPolicy(sizes, context)
+        elif self.config.policy == "ordinal":
+            self.policy = OrdinalPolicy(sizes, context, self.config.min_sd_steps, self.config.free_logits)
         else:
             self.policy = LSTMPolicy(sizes, hidden=self.config.hidden)
         self.decision_levels = [d.level for d in decisions] if decisions is not None else [None] * len(sizes)
@@ -196,10 +206,13 @@ class Reinforce:
 
     def _batch_step(self) -> None:
         rewards = torch.tensor([r for _, r, _ in self.pending], dtype=torch.float64)
-        total = _normalised(rewards)
+        eps = self.config.risk_quantile
+        total = _normalised(rewards, eps)
         levels = [lv for _, _, lv in self.pending]
         per_level = (
-            _normalised(torch.tensor(levels, dtype=torch.float64)) if all(lv is not None for lv in levels) else None
+            _normalised(torch.tensor(levels, dtype=torch.float64), eps)
+            if all(lv is not None for lv in levels)
+            else None
         )
         loss = torch.zeros(())
         for b, (cand, _, _) in enumerate(self.pending):
@@ -260,8 +273,16 @@ class Reinforce:
         ]
 
 
-def _normalised(values: torch.Tensor) -> torch.Tensor:
-    """``(x − mean) / sd`` along the batch (dim 0); zeros where the batch does not vary."""
-    centred = values - values.mean(dim=0)
+def _normalised(values: torch.Tensor, risk_quantile: float = 1.0) -> torch.Tensor:
+    """``(x − mean) / sd`` along the batch (dim 0); zeros where the batch does not vary.
+
+    With ``risk_quantile`` ε < 1 the baseline is the batch's (1 − ε) quantile and samples below it get 0
+    (risk-seeking policy gradient: the policy learns from its best ε of samples only, which maximises the
+    best reward found rather than the mean)."""
+    if risk_quantile < 1.0:
+        q = torch.quantile(values, 1.0 - risk_quantile, dim=0)
+        centred = (values - q).clamp_min(0.0)
+    else:
+        centred = values - values.mean(dim=0)
     sd = values.std(dim=0) if len(values) > 1 else torch.zeros_like(values[0])
     return torch.where(sd > 1e-12, centred / sd.clamp_min(1e-12), torch.zeros_like(centred))

@@ -68,3 +68,24 @@ def test_study_without_a_checkpoint_exits_2_and_creates_nothing(tmp_path: Path) 
     assert not out_dir.exists()
     assert main(["lm", str(tmp_path / "none"), "--out", str(tmp_path / "x.json")]) == 2
     assert not (tmp_path / "x.json").exists()
+
+
+def test_bp_only_study_without_dense_reports_each_seed_as_it_finishes() -> None:
+    torch.set_num_threads(1)
+    task, vocab = build_task({"kind": "proxy-lm", "seed": 0, "n_train": 200, "n_eval": 40}, batch_size=10)
+    assert vocab is not None
+    torch.manual_seed(0)
+    model = TransformerLM(LMConfig(len(vocab), emsize=16, nhid=16, nlayers=1, nhead=2, dropout=0.0))
+    cfg = StudyConfig(
+        ratios=(0.75,), reg_steps=2, retrain_steps=2, lr=3e-3, row_block=8, lam_max=10.0, seeds=(0, 1),
+        pp=False, dense=False, level_check=False,
+    )  # fmt: skip
+    partial: list[dict[str, object]] = []
+    out = run_study(model, task, cfg, "tiny", on_seed=partial.append)
+    assert [len(p["per_seed"]) for p in partial] == [1, 2]  # type: ignore[arg-type]
+    assert partial[-1]["summary"] == out["summary"]
+    assert "dense_equal_steps" not in out["summary"] and out["pp"] == {} and out["pp_backbone"] == {}
+    assert all("dense_equal_steps" not in s for s in out["per_seed"])
+    md = table(json.loads(json.dumps(partial[0], default=str)))
+    assert "1 seed(s)" in md and "no dense row" in md and "| dense, +" not in md
+    assert "| BP 0.75: magnitude" in md and "| PP " not in md

@@ -24,7 +24,7 @@ def test_table_rows_are_the_mean_and_sd_of_the_stored_curves() -> None:
     mean = sum(first) / 2
     assert rows[0].startswith(f"| random | {mean:+.3f} ± ")
     assert [r.split("|")[1].strip() for r in rows] == ["random", "structured"]
-    assert out["rl"]["policy"] == "factorised"  # the tuned RL is the comparison's default
+    assert out["rl"]["policy"] == "ordinal"  # the tuned RL is the comparison's default
 
 
 def test_python_m_compare_writes_figure_and_table_with_the_memory_term(

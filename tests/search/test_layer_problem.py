@@ -130,4 +130,4 @@ def test_cli_layer_search_with_the_tuned_rl(cli: Callable[..., Any], bp_checkpoi
     summary = json.loads(res.out)
     assert summary["evaluations"] == 6 and summary["latency_source"] == "test: hand-made table"
     stored = json.loads((out / "search_config.json").read_text())["config"]
-    assert stored["space"] == "layer" and stored["rl"]["policy"] == "factorised" and stored["rl"]["batch"] == 5
+    assert stored["space"] == "layer" and stored["rl"]["policy"] == "ordinal" and stored["rl"]["batch"] == 5

@@ -219,9 +219,10 @@ def measure_cells(
     reverse on even ones (group ``plan`` by level, so a round changes the frequency once per level and the
     next round starts where the last ended). A drift in the host's or board's speed then falls on every cell
     alike instead of on whichever was measured last, and the serpentine order cancels a linear drift exactly
-    over each pair of rounds (a cell measured early in one round is measured late in the next). New windows are pooled with those already in
-    ``cells[(level, set)]`` (a re-measure); a cell is finished after ``min_reps`` new windows once its CI
-    target is met, or after ``max_reps``. ``done(level, set)`` is called as each finishes."""
+    over each pair of rounds (a cell measured early in one round is measured late in the next). New windows
+    are pooled with those already in ``cells[(level, set)]`` (a re-measure); a cell is finished after
+    ``min_reps`` new windows once its CI target is met, or after ``max_reps``. ``done(level, set)`` is called
+    as each finishes."""
     sizes = {(lv, ps): _window_size(client, mid, lv, ps, opts) for lv, mid, ps in plan}
     for lv, _, ps in plan:
         cells.setdefault((lv, ps), Cell([], [], [], [], []))

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -90,7 +92,7 @@ def test_the_period_comes_from_medians_only() -> None:
 
 class _Settings:
     static_set = None
-    rt3_sets: dict[str, str] = {}
+    rt3_sets: ClassVar[dict[str, str]] = {}
     min_accuracy = None
 
 

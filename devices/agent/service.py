@@ -35,7 +35,7 @@ from devices.agent.runner import LoadedModel, load_artifact
 from devices.agent.window import WindowControl
 from devices.board import Board
 from devices.errors import BadInputError, TestbedError
-from devices.fake.emulation import BoardSpeed, board_speed
+from devices.fake.emulation import BoardSpeed, HostSpikeFilter, board_speed
 from devices.guard import BoardGuard, default_state_dir
 from devices.meters.empty import EmptyMeter
 from devices.meters.sampler import Sampler
@@ -67,6 +67,7 @@ class AgentService:
         self.board = board
         self.emulated = emulated
         self.threads = threads
+        self.spikes = HostSpikeFilter()  # emulated boards only: host stalls clipped (devices/fake/emulation.py)
         self.meter_uri = meter_uri
         self.guard = BoardGuard(board.sysfs, state_dir=state_dir, owner="testbed agent", install_signal_handlers=False)
         self.leases = LeaseManager(on_expire=self._on_lease_expired)
@@ -343,7 +344,7 @@ class AgentService:
             if win.aborted:
                 break
             self._one(model, factor)
-        rejected0 = self.sampler.rejected_readings()
+        rejected0, clipped0 = self.sampler.rejected_readings(), self.spikes.clipped
         self.sampler.begin_window(key)
         latencies: list[float] = []
         misses = 0
@@ -397,6 +398,7 @@ class AgentService:
             "energy_per_inference_j": (e_j / n) if e_j is not None and n else None,
             "wall_s": wall_s,
             "emulated_slowdown": factor,
+            "emulated_spikes_clipped": self.spikes.clipped - clipped0 if factor is not None else None,
             "before": before,
             "after": after,
             "throttled_during": throttled,
@@ -413,7 +415,8 @@ class AgentService:
         """One inference (returns ms). On an emulated board (``factor`` = f_max / f, not None) the latency is
         the CPU time of the thread that ran it (the process's CPU time when onnxruntime has several threads),
         scaled to the board (:meth:`BoardSpeed.latency_ms`: board speed against this host, ``factor`` on the
-        compute-bound share), so a busy host does not bend it; the call then lasts that long in wall time."""
+        compute-bound share), so a busy host does not bend it, with host stalls clipped
+        (:class:`~devices.fake.emulation.HostSpikeFilter`); the call then lasts that long in wall time."""
         if self.activity is not None:
             self.activity.begin()
         try:
@@ -422,7 +425,8 @@ class AgentService:
             cpu_clock = time.thread_time_ns if self.threads == 1 else time.process_time_ns
             t0, c0 = time.perf_counter(), cpu_clock()
             model.infer()
-            lat = self.board_speed().latency_ms((cpu_clock() - c0) / 1e6, factor)
+            cpu_ms = self.spikes((model.model_id, model.active), (cpu_clock() - c0) / 1e6)
+            lat = self.board_speed().latency_ms(cpu_ms, factor)
             left = t0 + lat / 1000.0 - time.perf_counter()
             if left > 0:
                 time.sleep(left)

@@ -20,6 +20,8 @@ SPEED = BoardSpeed(speed=10.0, compute_share=0.9, f_max_khz=1_500_000, host_gflo
 class SleepyModel:
     """An inference that spends ``sleep_s`` descheduled (what a busy host does to a thread) and ``burn_s`` on CPU."""
 
+    model_id, active = "sleepy", 0  # what the agent keys its host-spike filter by
+
     def __init__(self, sleep_s: float, burn_s: float) -> None:
         self.sleep_s, self.burn_s = sleep_s, burn_s
 
@@ -73,3 +75,18 @@ def test_profiles_cite_their_speed_and_the_host_is_measured() -> None:
     assert host_gflops_per_core() > 0
     assert board_speed(load_profile("rpi4"), host_gflops=20.0).speed == pytest.approx(10.0)
     assert board_speed(load_profile("laptop"), host_gflops=20.0).speed == 1.0
+
+
+def test_host_spikes_are_clipped_at_a_multiple_of_the_running_median() -> None:
+    """A host stall (3 x the median CPU time) becomes 1.5 x the median; ordinary spread passes unchanged;
+    nothing is clipped before a key has enough samples; keys are independent."""
+    from devices.fake.emulation import HostSpikeFilter
+
+    f = HostSpikeFilter(factor=1.5, window=31, min_samples=10)
+    assert f("a", 30.0) == 30.0  # no history yet: nothing to compare with
+    for i in range(20):
+        assert f("a", 10.0 + 0.1 * (i % 5)) == 10.0 + 0.1 * (i % 5)
+    assert f("a", 14.0) == 14.0  # 1.4 x the median: the host's ordinary spread
+    assert f("a", 30.0) == pytest.approx(1.5 * 10.2)
+    assert f.clipped == 1
+    assert f("b", 30.0) == 30.0  # another model or pattern set has its own median

@@ -23,11 +23,19 @@ from typing import Any
 
 
 def _ints(text: str) -> list[int]:
-    return [int(t) for t in text.split(",") if t.strip()]
+    """A comma-separated list of integers (argparse type: a bad value is a one-line usage error, exit 2)."""
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
 
 
 def _floats(text: str) -> list[float]:
-    return [float(t) for t in text.split(",") if t.strip()]
+    """A comma-separated list of numbers (argparse type, as :func:`_ints`)."""
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
 
 
 def _summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -55,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m testbed.bench.row_block_accuracy")
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--row-blocks", default="128,768")
-    ap.add_argument("--ratios", default="0.75,0.9")
-    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--row-blocks", type=_ints, default=_ints("128,768"))
+    ap.add_argument("--ratios", type=_floats, default=_floats("0.75,0.9"))
+    ap.add_argument("--seeds", type=_ints, default=_ints("0,1"))
     ap.add_argument("--reg-steps", type=int, default=80)
     ap.add_argument("--retrain-steps", type=int, default=80)
     ap.add_argument("--eval-tokens", type=int, default=14000)
@@ -84,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         start = evaluate(ck.model, task, "test")
         names = prunable_names(ck.model)
         rows: list[dict[str, Any]] = []
-        for seed in _ints(args.seeds):
-            for ratio in _floats(args.ratios):
-                for rb in _ints(args.row_blocks):
+        for seed in args.seeds:
+            for ratio in args.ratios:
+                for rb in args.row_blocks:
                     t0 = time.perf_counter()
                     m = copy.deepcopy(ck.model)
                     bp = BPConfig(

@@ -69,8 +69,6 @@ def profile_cmd(
     """Profile every pattern set × frequency level through an agent (or, with --sweep, a design space)."""
     if not (window_s > 0 and 0 < rel_ci < 1 and 2 <= min_reps <= max_reps):
         raise BadInputError("need --window-s > 0, 0 < --rel-ci < 1 and 2 ≤ --min-reps ≤ --max-reps")
-    if interleave not in ("levels", "sets"):
-        raise BadInputError(f"--interleave {interleave!r}: choose levels or sets")
     if sweep:
         from testbed.experiment.sweep import run_sweep
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from devices.errors import BadInputError
 from testbed.battery.rt3_accounting import RT3_FREQ_GHZ, RT3_VOLT_V, rt3_power_w
+from testbed.experiment.deadline import TailModel
 from testbed.rt3.pp import PatternSet
 from testbed.rt3.search_api import PatternSearchAPI
 from traces.profile import ProfileTable
@@ -125,8 +126,6 @@ class ProfileLatency:
         order = {lv: i for i, lv in enumerate(table.levels)}
         if [order[n] for n in names] != sorted(order[n] for n in names):
             raise BadInputError(f"levels must be listed fastest first as in {table.path}: {table.levels}")
-        from testbed.experiment.deadline import TailModel
-
         self.table = table
         self._names = names
         self.tails = TailModel.of(table, names, tail)

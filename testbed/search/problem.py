@@ -16,6 +16,7 @@ from typing import Any
 from devices.errors import BadInputError
 from testbed.agent.api import AgentAPI
 from testbed.battery.rt3_accounting import RT3_FREQ_GHZ, RT3_VOLT_V
+from testbed.experiment.deadline import TAILS
 from testbed.rt3.checkpoint import Checkpoint
 from testbed.rt3.pp import RT3_LEVELS, build_space
 from testbed.rt3.search_api import PatternSearchAPI
@@ -72,8 +73,8 @@ class SearchConfig:
         check_algorithm(self.algo)
         if self.budget < 1:
             raise BadInputError(f"--budget must be ≥ 1, got {self.budget}")
-        if self.deadline_tail not in ("cell", "pooled"):
-            raise BadInputError(f"--deadline-tail {self.deadline_tail!r}: choose cell or pooled")
+        if self.deadline_tail not in TAILS:
+            raise BadInputError(f"--deadline-tail {self.deadline_tail!r}: choose {' or '.join(TAILS)}")
         self.accuracy_config()
         self.rl_config()
 

@@ -8,24 +8,37 @@ Measured here before choosing (768→3072 FFN-1, 128 tokens, 1 thread, block-col
 
 * ``rows``: the output rows with any kept weight (rows that are entirely pruned are not computed);
 * G groups of ``h`` consecutive kept rows; per group the union of its kept columns, padded to the group
-  maximum ``k`` with index 0 and zero weights: ``cols`` [G, k] and ``weight`` [G, h, k];
-* yᵀ[rows] = baddbmm(bias[rows], weight, xg) with xg [G, k, N] the gathered inputs; the other rows get the
-  bias only. The result is returned as a transposed view, so chained packed layers skip the transposes
-  (feature-major hand-off). A token-major input x [N, in] is gathered along its columns (``x[:, cols]``,
-  [N, G·k]) and handed to the GEMM as a permuted view (strides k, 1, G·k), which BLAS reads transposed: no
-  transpose of x at all (issue 17, two same-run A/B runs against the previous form, which transposed x —
-  0.2–0.27 ms cold — and gathered rows of xᵀ: FFN-1 at 90.6 % 6.00→6.60× and 6.58→6.69× over dense, at 75 %
-  2.85→2.96× and 2.81→2.85×, at 50 % 1.70→1.68× and 1.66→1.64×). A feature-major input (a previous packed
-  layer's output) has its xᵀ rows gathered. An ONNX export keeps the transpose-then-gather form: in
-  onnxruntime the permuted operand made the packed encoder 1.5–1.7× slower at 50–75 % (measured in
-  ``make bench``: torch/onnxruntime 0.59 and 0.69, against 1.23 and 1.50 with the transposing graph).
+  maximum ``k`` with index 0 and zero weights, plus one bias slot: ``cols`` [G, k + 1] and ``weight``
+  [G, k + 1, h], each group's weight transposed (row j: kept column j's weights for the h rows) with the
+  group's bias as row k;
+* the gather ``x[:, cols]`` [N, G, k + 1] with the bias slots set to 1, and y[:, rows] = bmm(xg, weight)
+  with xg its [G, N, k + 1] view (no copy): the GEMM adds the bias, and it writes straight into the
+  token-major output [N, G·h], seen as [G, N, h] with row stride G·h (no transpose of x or y); a single
+  group is one ``mm``. The other rows get the bias only.
+
+Why this form (issue 17; FFN-1 768→3072, 128 tokens, BP + PP masks at 768-row blocks, 1 thread, CPU time,
+every call after a 64 MB cache flush so that weights and activations come from memory, as in a model larger
+than the cache; fraction of ideal at 50 / 75 / 90.6 %). The previous form computed yᵀ = W_g · xg_g with the
+bias pre-filled into the output (baddbmm, beta 1), the gathered x read transposed, and returned yᵀ as a
+transposed view: 0.95 / 0.84 / 0.58. The token-major GEMM (x-columns as the A operand, the transposed weight
+as a row-major B) runs faster than its transpose with cold caches, the more so at small k (same-run A/B,
+bench order: 1.19–1.22× at 768-row blocks, 1.07–1.22× at 128); the bias slot saves the pass that pre-filled
+the 1.5 MB output with the bias and the GEMM's read of it (beta 0): 1.00 / 0.91 / 0.66, and 1.28–1.39×
+over the previous form in the bench's order. (With the old, transposed layout the same bias column had
+slowed the GEMM — 5.8× instead of 7.1× over dense at 90.6 % — because it made the weight's leading dimension
+odd; here it is the inner dimension.) The same choice for single-group weights: ``mm(xs, Wᵀ)`` against
+``F.linear(xs, W)`` 0.96 against 0.83 of ideal at k = 768 of 3072, 0.98 against 0.80 at 192 of 768. With 2
+threads on 2 cores the gains are smaller (0.75 / 0.53 of ideal at 75 / 90.6 %, against 0.67 / 0.38).
+
+An ONNX export records the transposing form instead (xᵀ's rows gathered, W_g · xg_g + b_g batched, one
+transpose at the end; the exporter folds the weight slices and transposes into initializers): onnxruntime
+ran the token-major graph 3–7 % slower, and a permuted GEMM operand 1.5–1.7× slower (torch/onnxruntime 0.59
+and 0.69 at 50–75 %, against 1.23 and 1.50 with the transposing graph).
 
 The gathered activations go into a per-thread scratch buffer that every packed layer of that thread reuses
 (layers run one after another, so one buffer serves them all): allocating a fresh 0.3–5 MB gather result on
 every call costs page faults. Under autograd or while tracing for ONNX export the plain (allocating) gather
-is used. Tried and dropped: folding the bias into the GEMM (a row of ones appended to xᵀ, the bias as a
-last weight column): the odd leading dimension k + 1 slowed the batched GEMM (measured, FFN-1 at 90.6 %:
-5.8× instead of 7.1× over dense; q_lin: 2.6× instead of 4.0×).
+is used.
 
 The group height is chosen per weight by a cost model, G·k·(h + 8) (padded multiply-adds plus the gather,
 which costs about as much as 8 rows of GEMM per gathered column), over the whole weight, powers of two down to
@@ -48,37 +61,39 @@ medians of same-round pairs):
   128-row block keeps its own column set (24 distinct sets in 24 blocks of FFN-1, 6 in 6 for q/k/v/out), and
   splitting a block into shorter groups only makes the GEMMs smaller (64-row groups took 1.02–1.21× the
   128-row time; 256-row groups, which double the padded columns, 1.46×);
-* a token-major output (the gathered x-columns as the GEMM's A operand, the GEMM writing into [N, G, h] so
-  that the result is contiguous [N, out]): the strided output costs what the saved transpose saves
-  (0.97–1.01× the transposing path); the transposed-operand form above keeps the output contiguous;
+* a token-major output, first try (0.97–1.01× the transposing path): measured with the layer's caches
+  warm, where the transposed form was as fast; with cold caches, as in a model, it is the faster one (above);
 * the transpose through numpy (0.16 ms instead of 0.27 ms in isolation): no gain inside the layer (0.97–1.02×);
 * oneDNN with prepacked weights (``torch.ops.mkldnn._reorder_linear_weight`` + ``_linear_pointwise``): one big
   GEMM runs 1.5× faster than MKL's on this CPU, but each call costs ~22 µs, so 24 group GEMMs are 1.1–1.9×
   slower than one ``baddbmm``; a grouped 1×1 oneDNN convolution with a prepacked weight (one call for all
   groups) was no faster (1.05–1.3× the ``baddbmm`` time); ``torch.ops.mkl._mkl_linear``'s packed weight takes
   1.46 M floats for a 128×72 weight (memory);
-* fusing the bias as a weight column (see above).
+* fusing the bias as a weight column in the transposed layout (see above; kept in the token-major one).
 
-What remains is the batched GEMM itself: with the caches cold (dense ran just before, as in any model) the
-group GEMMs reach 75–80 % of the dense GEMM's FLOP rate, and the gather adds 15–20 % on top.
+What remains at high sparsity are costs that do not shrink with it: writing the [N, out] output, the gather,
+and GEMMs whose inner dimension is short (k = 72 at 90.6 %), which run at about half the dense GEMM's FLOP
+rate.
 
 Kept for issue 17: a taller BP row block, chosen from a measured table. The row block is the height of the
 group GEMMs (the cost model above keeps it: every block has its own column set), so taller blocks run nearer
 the dense GEMM's rate, at the price of a coarser pruning structure. ``tables/row_block.json`` (``python -m
 testbed.bench.row_block_table``: BP + PP masks generated at each block as in the bench, 1 thread, CPU time,
-dense ``F.linear`` interleaved, 3 passes × 40 rounds, host load 1.4–2.6) gives the fraction of ideal at
-64 / 128 / 256 / 512 / 768 / whole-weight blocks:
+dense ``F.linear`` interleaved, 3 passes × 40 rounds; remeasured with the token-major form above on a
+quiet host) gives the fraction of ideal at 64 / 128 / 256 / 512 / 768 / whole-weight blocks:
 
-* FFN-1 768→3072: 75 % 0.59 / 0.69 / 0.76 / 0.80 / 0.81 / 0.84, 90.6 % 0.50 / 0.56 / 0.61 / 0.64 / 0.64 / 0.66;
-* FFN-2 3072→768: 75 % 0.53 / 0.64 / 0.72 / 0.73 / 0.85 (768 = whole), 90.6 % 0.43 / 0.50 / 0.53 / 0.53 / 0.65;
-* q/k/v/out 768→768: 75 % 0.50 / 0.55 / 0.62 / 0.61 / 0.76 (whole), 90.6 % 0.38 / 0.42 / 0.48 / 0.48 / 0.58.
+* FFN-1 768→3072: 75 % 0.55 / 0.72 / 0.85 / 0.93 / 0.95 / 0.98, 90.6 % 0.48 / 0.60 / 0.67 / 0.72 / 0.75 / 0.79;
+* FFN-2 3072→768: 75 % 0.61 / 0.77 / 0.87 / 0.88 / 1.00 (768 = whole), 90.6 % 0.53 / 0.62 / 0.69 / 0.71 / 0.79;
+* q/k/v/out 768→768: 75 % 0.55 / 0.66 / 0.72 / 0.71 / 0.81 (whole), 90.6 % 0.38 / 0.44 / 0.46 / 0.45 / 0.54.
 
+With only dense and packed in a round the caches stay warmer than in ``make bench`` (which also runs the
+CSR, BSR and mask-multiply forms in each round): FFN-1 at 768 reads 0.95 / 0.75 here and 0.84 / 0.57 there.
 Cells of one repeat differed by up to ±10 % for the FFN shapes and up to ±30 % for 768×768 at 90 %
 (0.2 ms calls) on the shared host; the table keeps the median of all same-round ratios and each pass's.
 ``row_block="auto"`` (:mod:`testbed.rt3.row_blocks`) picks one block per model: the smallest at which the
 model's linears, weighted by their work, reach 0.8 at 75 % and 0.6 at 90 % — 768 for the DistilBERT-sized
-encoder (0.80 / 0.62; 128: 0.62 / 0.49), which for its 768-row weights is plain column pruning. Its accuracy
-cost is measured, not assumed (README, RT3 section), so the default row block is unchanged.
+encoder (0.91 / 0.67; 512: 0.83 / 0.599; 128: 0.71 / 0.54), which for its 768-row weights is plain column
+pruning. Its accuracy cost is measured, not assumed (README, RT3 section), so the default row block is unchanged.
 """
 
 from __future__ import annotations
@@ -97,8 +112,6 @@ from devices.errors import BadInputError
 GATHER_COST_ROWS = 8
 #: Groups shorter than this run batched GEMMs far below peak (measured: 16-row groups 2–5× slower than 32).
 MIN_GROUP_ROWS = 32
-#: Below this many tokens the x-side gather (no transpose) is faster than gathering xᵀ.
-SMALL_BATCH_TOKENS = 8
 #: Store the kept rows dense when packing would keep at least this share of their multiply-adds.
 DENSE_FALLBACK_RATIO = 0.85
 
@@ -208,12 +221,11 @@ def plan(mask: Tensor, group_rows: int | None = None) -> tuple[PackPlan, Tensor]
 
 
 class PackedLinear(nn.Module):
-    """``F.linear(x, W ⊙ M, b)`` computed on the packed form; input [..., in], output [..., out]."""
+    """``F.linear(x, W ⊙ M, b)`` computed on the packed form; input [..., in], output [..., out] (contiguous)."""
 
     rows: Tensor
     bias: Tensor
     bias_kept: Tensor
-    bias_rows: Tensor
     packed: Tensor
     cols: Tensor
 
@@ -238,9 +250,7 @@ class PackedLinear(nn.Module):
         if p.n_rows_kept == 0:
             self.register_buffer("packed", torch.zeros(0, 0, 0))
             self.register_buffer("cols", torch.zeros(0, dtype=torch.long))
-            self.register_buffer("bias_rows", torch.zeros(0, 0, 1))
             return
-        self.register_buffer("bias_rows", torch.zeros(0, 0, 1))
         if self.dense_rows:
             self.register_buffer("packed", w[rows].contiguous())  # [n_kept, in], pruned weights are zero
             self.register_buffer("cols", torch.zeros(0, dtype=torch.long))
@@ -252,55 +262,62 @@ class PackedLinear(nn.Module):
             m = F.pad(m, (0, 0, 0, pad))
             wr = F.pad(wr, (0, 0, 0, pad))
         m3, w3 = m.view(g, h, in_f), wr.view(g, h, in_f)
-        cols = torch.zeros(g, k, dtype=torch.long)
-        packed = torch.zeros(g, h, k)
+        # Column k of every group is the bias slot: the gather fills it with ones, the weight's row k holds the
+        # group's bias (0 on padded rows), so the GEMM adds the bias itself (see the module doc).
+        cols = torch.zeros(g, k + 1, dtype=torch.long)
+        packed = torch.zeros(g, k + 1, h)
         for gi in range(g):
             c = m3[gi].any(0).nonzero().flatten()
             cols[gi, : c.numel()] = c
-            packed[gi, :, : c.numel()] = w3[gi][:, c]
-        self.bias_rows = F.pad(self.bias_kept, (0, g * h - p.n_rows_kept)).view(g, h, 1).clone()
-        self.register_buffer("packed", packed.contiguous())  # [G, h, k]
-        self.register_buffer("cols", cols.flatten().contiguous())  # [G·k]
+            packed[gi, : c.numel()] = w3[gi][:, c].t()
+        packed[:, k] = F.pad(self.bias_kept, (0, pad)).view(g, h)
+        self.register_buffer("packed", packed.contiguous())  # [G, k + 1, h]: each group's weight transposed + bias
+        self.register_buffer("cols", cols.flatten().contiguous())  # [G·(k + 1)]; the bias slots gather column 0
 
     def _compute(self, x2: Tensor) -> Tensor:
-        """Kept-row outputs [N, n_kept] with their bias (possibly a transposed view, see ``forward``)."""
+        """Kept-row outputs [N, n_kept] with their bias (token-major; a column slice when groups are padded)."""
         p = self.plan
         if self.dense_rows:
             return F.linear(x2, self.packed, self.bias_kept)
+        if _tracing():
+            return self._compute_for_export(x2)
         n = x2.shape[0]
         g, h, k = p.groups, p.group_rows, p.cols_per_group
+        if _may_use_scratch(x2):
+            xs = torch.index_select(x2, 1, self.cols, out=_SCRATCH.take(n, g * (k + 1))).view(n, g, k + 1)
+            xs[:, :, k] = 1.0  # the bias slots
+        else:  # autograd: no in-place write into the gathered tensor
+            xs = x2.index_select(1, self.cols).view(n, g, k + 1)
+            xs = torch.cat([xs[:, :, :k], xs.new_ones(n, g, 1)], 2)
         if g == 1:
-            return F.linear(x2.index_select(1, self.cols), self.packed[0], self.bias_kept)
-        xt = x2.t()
-        if n < SMALL_BATCH_TOKENS and not xt.is_contiguous():
-            xg = x2.index_select(1, self.cols).view(n, g, k).transpose(0, 1)  # [G, N, k]
-            y = torch.baddbmm(self.bias_rows.transpose(1, 2), xg, self.packed.transpose(1, 2))  # [G, N, h]
-            y = y.transpose(0, 1).reshape(n, g * h)
-            return y[:, : p.n_rows_kept] if g * h != p.n_rows_kept else y
-        # One batched GEMM yᵀ = W_g · xg_g with the bias fused, handed back as a transposed view of yᵀ, so a
-        # following PackedLinear gets its xᵀ for free (no copy).
-        if not xt.is_contiguous() and not _tracing():
-            # Token-major input: gather columns of x (no transpose of x); the GEMM reads them transposed.
-            # Not in an exported graph: onnxruntime materialises the permuted operand (see the module doc).
-            if _may_use_scratch(x2):
-                xs = torch.index_select(x2, 1, self.cols, out=_SCRATCH.take(n, g * k))
-            else:
-                xs = x2.index_select(1, self.cols)
-            xg = xs.view(n, g, k).permute(1, 2, 0)  # [G, k, N], strides (k, 1, G·k)
-            y = torch.baddbmm(self.bias_rows, self.packed, xg).view(g * h, -1)  # [G·h, N]
-            return (y[: p.n_rows_kept] if g * h != p.n_rows_kept else y).t()
-        # Feature-major input (xᵀ contiguous), or an export: gather rows of xᵀ.
-        xt = xt.contiguous()
-        if _may_use_scratch(xt):
-            xg = torch.index_select(xt, 0, self.cols, out=_SCRATCH.take(g * k, n)).view(g, k, n)  # [G, k, N]
+            y = torch.mm(xs.view(n, k + 1), self.packed[0])  # [N, h]
+        elif _may_use_scratch(x2):
+            # The batched GEMM writes straight into the token-major output [N, G·h], seen as [G, N, h] with row
+            # stride G·h: no transpose or copy of the result, and no bias pass (beta = 0).
+            y = torch.empty(n, g * h)
+            torch.bmm(xs.transpose(0, 1), self.packed, out=y.view(n, g, h).transpose(0, 1))
         else:
-            xg = xt.index_select(0, self.cols).view(g, k, n)
-        y = torch.baddbmm(self.bias_rows, self.packed, xg).view(g * h, -1)  # [G·h, N]
+            y = torch.bmm(xs.transpose(0, 1), self.packed).transpose(0, 1).reshape(n, g * h)
+        return y[:, : p.n_rows_kept] if g * h != p.n_rows_kept else y
+
+    def _compute_for_export(self, x2: Tensor) -> Tensor:
+        """The graph an ONNX export records: xᵀ's rows gathered, W_g · xg_g + b_g batched, one transpose at the
+        end. The exporter folds the weight slices and transposes into initializers, so the graph holds each
+        group's weight [h, k] and bias; onnxruntime runs this form 3–7 % faster than the token-major one."""
+        p = self.plan
+        g, h, k = p.groups, p.group_rows, p.cols_per_group
+        w = self.packed[:, :k].transpose(1, 2)  # [G, h, k]
+        bias = self.packed[:, k]  # [G, h]
+        cols = self.cols.view(g, k + 1)[:, :k].flatten()
+        if g == 1:
+            y = F.linear(x2.index_select(1, cols), w[0], bias[0])
+            return y[:, : p.n_rows_kept] if h != p.n_rows_kept else y  # a Slice node copies in onnxruntime
+        xg = x2.t().contiguous().index_select(0, cols).view(g, k, -1)  # [G, k, N]
+        y = torch.baddbmm(bias.unsqueeze(2), w, xg).view(g * h, -1)  # [G·h, N]
         return (y[: p.n_rows_kept] if g * h != p.n_rows_kept else y).t()
 
     def forward(self, x: Tensor) -> Tensor:
-        """Output [..., out]. For ≥ 8 tokens it may be a transposed (feature-major) view of contiguous
-        memory; every torch op accepts it, and a following PackedLinear reads it without a copy."""
+        """Output [..., out]."""
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
         if self.plan.n_rows_kept == 0:

@@ -56,7 +56,8 @@ def test_balanced_block_column_packs_without_padding() -> None:
     assert p.group_rows == 32 and p.groups == 8 and p.cols_per_group == 24
     assert p.padding_ratio == 1.0 and rows.numel() == 256
     layer = PackedLinear(torch.randn(256, 96), m, None)
-    assert layer.packed.numel() == int(m.sum())  # the packed weight holds exactly the kept weights
+    # the packed weight holds exactly the kept weights, plus one bias row per group
+    assert layer.packed.numel() == int(m.sum()) + p.groups * p.group_rows
 
 
 def test_rt3_sized_blocks_are_found_from_the_mask() -> None:

@@ -162,7 +162,8 @@ def _interleaved(
     times: dict[str, list[float]] = {k: [] for k in fns}
     if cpu is not None:
         cpu.update({k: [] for k in fns})
-    kept = range(1 if block > 1 else 0, block)
+    first_kept = 1 if block > 1 else 0
+    kept = block - first_kept
     for r in range(warmup + rounds):
         for k, fn in fns.items():
             wall, thread = 0.0, 0.0
@@ -172,13 +173,13 @@ def _interleaved(
                 fn()
                 t1 = time.perf_counter()
                 c1 = time.thread_time()
-                if i in kept:
+                if i >= first_kept:
                     wall += t1 - t0
                     thread += c1 - c0
             if r >= warmup:
-                times[k].append(wall * 1e3 / len(kept))
+                times[k].append(wall * 1e3 / kept)
                 if cpu is not None:
-                    cpu[k].append(thread * 1e3 / len(kept))
+                    cpu[k].append(thread * 1e3 / kept)
     return times
 
 

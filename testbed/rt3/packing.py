@@ -283,7 +283,8 @@ class PackedLinear(nn.Module):
             return self._compute_for_export(x2)
         n = x2.shape[0]
         g, h, k = p.groups, p.group_rows, p.cols_per_group
-        if _may_use_scratch(x2):
+        scratch = _may_use_scratch(x2)
+        if scratch:
             xs = torch.index_select(x2, 1, self.cols, out=_SCRATCH.take(n, g * (k + 1))).view(n, g, k + 1)
             xs[:, :, k] = 1.0  # the bias slots
         else:  # autograd: no in-place write into the gathered tensor
@@ -291,7 +292,7 @@ class PackedLinear(nn.Module):
             xs = torch.cat([xs[:, :, :k], xs.new_ones(n, g, 1)], 2)
         if g == 1:
             y = torch.mm(xs.view(n, k + 1), self.packed[0])  # [N, h]
-        elif _may_use_scratch(x2):
+        elif scratch:
             # The batched GEMM writes straight into the token-major output [N, G·h], seen as [G, N, h] with row
             # stride G·h: no transpose or copy of the result, and no bias pass (beta = 0).
             y = torch.empty(n, g * h)

@@ -22,10 +22,41 @@ from testbed.rt3.masking import check_masks
 from testbed.rt3.models import TransformerLM
 from testbed.rt3.packing import PackedLinear
 
+#: Feed-forward pairs by module name (producer, consumer) in one layer: the producer's output reaches the
+#: consumer only through an elementwise activation, so an input column the consumer's mask prunes in every
+#: row makes the producer's row of that index dead.
+FFN_PAIRS = (("ffn.lin1", "ffn.lin2"), ("intermediate.dense", "output.dense"), ("linear1", "linear2"))
+
 
 def _packed_or_dense(weight: Tensor, bias: Tensor | None, mask: Tensor | None) -> PackedLinear:
     m = mask if mask is not None else torch.ones_like(weight, dtype=torch.bool)
     return PackedLinear(weight, m, bias)
+
+
+def pack_ffn_pair(
+    w1: Tensor, b1: Tensor | None, m1: Tensor | None, w2: Tensor, b2: Tensor | None, m2: Tensor | None
+) -> tuple[PackedLinear, PackedLinear]:
+    """``lin2(act(lin1(x)))`` with masks ``m1``, ``m2`` (None: unpruned) as two packed linears, exactly.
+
+    Dead-row elimination: rows of ``lin1`` whose output column ``lin2`` prunes in every row are never read,
+    so ``lin1`` computes only the others and hands them over compact, in its packed order (no scatter into
+    a full-width output); ``lin2`` takes its input columns in that order (zero columns where ``lin1`` pads).
+    At 768-row blocks in a DistilBERT-sized FFN, ``lin2`` is one block, so at 75 % sparsity only a quarter
+    of ``lin1``'s rows are live and ``lin2`` becomes one dense GEMM with no gather. When ``lin2`` reads
+    every column, both are packed as usual. Raises BadInputError when the shapes do not chain."""
+    if w1.shape[0] != w2.shape[1]:
+        raise BadInputError(f"FFN pair does not chain: lin1 out {w1.shape[0]} != lin2 in {w2.shape[1]}")
+    read = m2.bool().any(0) if m2 is not None else torch.ones(w2.shape[1], dtype=torch.bool)
+    if bool(read.all()):
+        return _packed_or_dense(w1, b1, m1), _packed_or_dense(w2, b2, m2)
+    m1 = m1 if m1 is not None else torch.ones_like(w1, dtype=torch.bool)
+    m2 = m2 if m2 is not None else torch.ones_like(w2, dtype=torch.bool)
+    lin1 = PackedLinear(w1, m1, b1, live_rows=read.nonzero().flatten())
+    order = lin1.out_rows
+    valid = (order >= 0).unsqueeze(0)
+    src = order.clamp(min=0)
+    lin2 = PackedLinear(w2.detach()[:, src] * valid, m2.bool()[:, src] & valid, b2)
+    return lin1, lin2
 
 
 class PackedEncoderLayer(nn.Module):
@@ -43,8 +74,14 @@ class PackedEncoderLayer(nn.Module):
         self.out_proj = _packed_or_dense(
             attn.out_proj.weight, attn.out_proj.bias, masks.get(f"{prefix}.self_attn.out_proj.weight")
         )
-        self.linear1 = _packed_or_dense(layer.linear1.weight, layer.linear1.bias, masks.get(f"{prefix}.linear1.weight"))
-        self.linear2 = _packed_or_dense(layer.linear2.weight, layer.linear2.bias, masks.get(f"{prefix}.linear2.weight"))
+        self.linear1, self.linear2 = pack_ffn_pair(
+            layer.linear1.weight,
+            layer.linear1.bias,
+            masks.get(f"{prefix}.linear1.weight"),
+            layer.linear2.weight,
+            layer.linear2.bias,
+            masks.get(f"{prefix}.linear2.weight"),
+        )
         self.norm1 = layer.norm1  # shared with the backbone
         self.norm2 = layer.norm2
 
@@ -102,14 +139,36 @@ def _pack_hf(model: nn.Module, masks: Mapping[str, Tensor]) -> nn.Module:
     shared: dict[int, object] = {id(t): t for t in list(model.parameters()) + list(model.buffers())}
     clone = copy.deepcopy(model, memo=shared)
     modules = dict(clone.named_modules())
-    for name, mask in masks.items():
-        mod_name = name.removesuffix(".weight")
-        lin = modules.get(mod_name)
+
+    def replace(mod_name: str, new: nn.Module) -> None:
+        parent_name, _, attr = mod_name.rpartition(".")
+        setattr(modules[parent_name] if parent_name else clone, attr, new)
+
+    for name in masks:
+        lin = modules.get(name.removesuffix(".weight"))
         if not isinstance(lin, nn.Linear) or not name.endswith(".weight"):
             raise BadInputError(f"{name}: only nn.Linear weights can be packed")
-        parent_name, _, attr = mod_name.rpartition(".")
-        parent = modules[parent_name] if parent_name else clone
-        setattr(parent, attr, PackedLinear(lin.weight, mask, lin.bias))
+    done: set[str] = set()
+    for name, first in modules.items():
+        for a, b in FFN_PAIRS:
+            if not (name == a or name.endswith("." + a)):
+                continue
+            second_name = name[: len(name) - len(a)] + b
+            second = modules.get(second_name)
+            m2 = masks.get(f"{second_name}.weight")
+            if not (isinstance(first, nn.Linear) and isinstance(second, nn.Linear)) or m2 is None:
+                continue
+            p1, p2 = pack_ffn_pair(
+                first.weight, first.bias, masks.get(f"{name}.weight"), second.weight, second.bias, m2
+            )
+            replace(name, p1)
+            replace(second_name, p2)
+            done |= {f"{name}.weight", f"{second_name}.weight"}
+    for name, mask in masks.items():
+        if name not in done:
+            lin = modules[name.removesuffix(".weight")]
+            assert isinstance(lin, nn.Linear)
+            replace(name.removesuffix(".weight"), PackedLinear(lin.weight, mask, lin.bias))
     clone.eval()
     return LogitsOnly(clone)
 

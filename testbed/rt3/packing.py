@@ -98,6 +98,7 @@ pruning. Its accuracy cost is measured, not assumed (README, RT3 section), so th
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from dataclasses import dataclass
@@ -190,12 +191,13 @@ def _candidate_heights(n: int, natural: int) -> list[int]:
     return sorted(hs, reverse=True)
 
 
-def plan(mask: Tensor, group_rows: int | None = None) -> tuple[PackPlan, Tensor]:
-    """Choose the group height for ``mask`` [out, in]; return the plan and the kept-row indices."""
+def plan(mask: Tensor, group_rows: int | None = None, every_row: bool = False) -> tuple[PackPlan, Tensor]:
+    """Choose the group height for ``mask`` [out, in]; return the plan and the kept-row indices (the rows
+    with any kept weight, or every row with ``every_row``)."""
     if mask.dim() != 2:
         raise BadInputError(f"mask must be 2-D, got shape {tuple(mask.shape)}")
     mask = mask.bool()
-    rows = mask.any(1).nonzero().flatten()
+    rows = torch.arange(mask.shape[0]) if every_row else mask.any(1).nonzero().flatten()
     n = int(rows.numel())
     nnz = int(mask.sum())
     if n == 0:
@@ -220,33 +222,99 @@ def plan(mask: Tensor, group_rows: int | None = None) -> tuple[PackPlan, Tensor]
     return PackPlan(n, h, g, k, g * h * k, nnz), rows
 
 
+def _segments(m: Tensor) -> list[tuple[int, int]]:
+    """Maximal runs [start, end) of consecutive rows of ``m`` keeping the same column set."""
+    n = m.shape[0]
+    cuts = [0, *((m[1:] != m[:-1]).any(1).nonzero().flatten() + 1).tolist(), n]
+    return list(itertools.pairwise(cuts))
+
+
+def _plan_compact(m: Tensor, group_rows: int | None) -> tuple[PackPlan, Tensor]:
+    """Plan for a compact output (every row of ``m`` computed, output order free): the consecutive plan of
+    :func:`plan`, or one group per run of rows with the same column set, padded to the longest run — the
+    layout of a block-structured mask after rows were dropped, whose runs no longer share one height. Returns
+    the plan and the slots: for each of the G·h output columns its row of ``m``, −1 for padding."""
+    n = int(m.shape[0])
+    nnz = int(m.sum())
+    if n == 0:
+        return PackPlan(0, 1, 0, 0, 0, 0), torch.zeros(0, dtype=torch.long)
+    p, _ = plan(m, group_rows, every_row=True)
+    slots = F.pad(torch.arange(n), (0, p.groups * p.group_rows - n), value=-1)
+    if p.dense or group_rows is not None:
+        return p, slots
+    segs = _segments(m)
+    h = max(e - s for s, e in segs)
+    k = max(int(m[s:e].any(0).sum()) for s, e in segs)
+    g = len(segs)
+    if h >= min(n, MIN_GROUP_ROWS) and g * k * (h + GATHER_COST_ROWS) < p.groups * p.cols_per_group * (
+        p.group_rows + GATHER_COST_ROWS
+    ):
+        slots = torch.full((g, h), -1, dtype=torch.long)
+        for gi, (s, e) in enumerate(segs):
+            slots[gi, : e - s] = torch.arange(s, e)
+        return PackPlan(n, h, g, k, g * h * k, nnz), slots.flatten()
+    return p, slots
+
+
 class PackedLinear(nn.Module):
     """``F.linear(x, W ⊙ M, b)`` computed on the packed form; input [..., in], output [..., out] (contiguous)."""
 
     rows: Tensor
     bias: Tensor
     bias_kept: Tensor
+    out_rows: Tensor
     packed: Tensor
     cols: Tensor
 
-    def __init__(self, weight: Tensor, mask: Tensor, bias: Tensor | None, group_rows: int | None = None) -> None:
+    def __init__(
+        self,
+        weight: Tensor,
+        mask: Tensor,
+        bias: Tensor | None,
+        group_rows: int | None = None,
+        *,
+        live_rows: Tensor | None = None,
+    ) -> None:
+        """Pack ``weight ⊙ mask`` [out, in] with ``bias`` [out] (or none).
+
+        ``live_rows`` (1-D row indices): compute only these rows and return them *compact*, in the packed
+        layer's own order — output [..., len(out_rows)], column j holding row ``out_rows[j]`` (−1: a zero
+        padding column). For a producer whose consumer reads only some of its outputs (see
+        :func:`testbed.rt3.packed_model.pack_ffn_pair`); the consumer must take its input in that order.
+        """
         super().__init__()
         if weight.shape != mask.shape:
             raise BadInputError(f"weight {tuple(weight.shape)} and mask {tuple(mask.shape)} differ")
         out_f, in_f = weight.shape
         self.in_features = int(in_f)
-        self.out_features = int(out_f)
+        self.compact = live_rows is not None
         w = (weight.detach() * mask).float()
-        p, rows = plan(mask, group_rows)
+        b = bias.detach().clone().float() if bias is not None else torch.zeros(out_f)
+        self.register_buffer("bias", b)
+        if live_rows is not None:
+            live = torch.as_tensor(live_rows, dtype=torch.long).flatten().sort().values
+            if live.numel() and (live[0] < 0 or live[-1] >= out_f or bool((live[1:] == live[:-1]).any())):
+                raise BadInputError(f"live_rows must be distinct rows of 0..{out_f - 1}")
+            # every live row is computed, the fully pruned ones too: their output (the bias) is read downstream
+            p, slots = _plan_compact(mask.bool()[live], group_rows)
+            rows = live
+        else:
+            p, rows = plan(mask, group_rows)
+            slots = F.pad(torch.arange(p.n_rows_kept), (0, p.groups * p.group_rows - p.n_rows_kept), value=-1)
         self.plan = p
         self.all_rows = p.n_rows_kept == out_f
         self.register_buffer("rows", rows.clone())
-        b = bias.detach().clone().float() if bias is not None else torch.zeros(out_f)
-        self.register_buffer("bias", b)
         self.register_buffer("bias_kept", b[rows].clone())
         h, g, k = p.group_rows, p.groups, p.cols_per_group
         # dense fallback, or no column pruning at all: plain GEMM on the kept rows
         self.dense_rows = p.dense or (g == 1 and k == in_f)
+        if self.dense_rows:
+            slots = torch.arange(p.n_rows_kept)
+        #: Compact output: the weight row of each output column (−1: padding); otherwise unused.
+        self.register_buffer(
+            "out_rows", torch.where(slots >= 0, rows[slots.clamp(min=0)], -1) if rows.numel() else slots
+        )
+        self.out_features = int(self.out_rows.numel()) if self.compact else int(out_f)
         if p.n_rows_kept == 0:
             self.register_buffer("packed", torch.zeros(0, 0, 0))
             self.register_buffer("cols", torch.zeros(0, dtype=torch.long))
@@ -255,13 +323,10 @@ class PackedLinear(nn.Module):
             self.register_buffer("packed", w[rows].contiguous())  # [n_kept, in], pruned weights are zero
             self.register_buffer("cols", torch.zeros(0, dtype=torch.long))
             return
-        m = mask.bool()[rows]
-        wr = w[rows]
-        pad = g * h - p.n_rows_kept
-        if pad:
-            m = F.pad(m, (0, 0, 0, pad))
-            wr = F.pad(wr, (0, 0, 0, pad))
-        m3, w3 = m.view(g, h, in_f), wr.view(g, h, in_f)
+        valid = (slots >= 0).unsqueeze(1)
+        src = slots.clamp(min=0)
+        m3 = (mask.bool()[rows][src] & valid).view(g, h, in_f)
+        w3 = (w[rows][src] * valid).view(g, h, in_f)
         # Column k of every group is the bias slot: the gather fills it with ones, the weight's row k holds the
         # group's bias (0 on padded rows), so the GEMM adds the bias itself (see the module doc).
         cols = torch.zeros(g, k + 1, dtype=torch.long)
@@ -270,7 +335,7 @@ class PackedLinear(nn.Module):
             c = m3[gi].any(0).nonzero().flatten()
             cols[gi, : c.numel()] = c
             packed[gi, : c.numel()] = w3[gi][:, c].t()
-        packed[:, k] = F.pad(self.bias_kept, (0, pad)).view(g, h)
+        packed[:, k] = (self.bias_kept[src] * valid.squeeze(1)).view(g, h)
         self.register_buffer("packed", packed.contiguous())  # [G, k + 1, h]: each group's weight transposed + bias
         self.register_buffer("cols", cols.flatten().contiguous())  # [G·(k + 1)]; the bias slots gather column 0
 
@@ -299,7 +364,7 @@ class PackedLinear(nn.Module):
             torch.bmm(xs.transpose(0, 1), self.packed, out=y.view(n, g, h).transpose(0, 1))
         else:
             y = torch.bmm(xs.transpose(0, 1), self.packed).transpose(0, 1).reshape(n, g * h)
-        return y[:, : p.n_rows_kept] if g * h != p.n_rows_kept else y
+        return y[:, : p.n_rows_kept] if g * h != p.n_rows_kept and not self.compact else y
 
     def _compute_for_export(self, x2: Tensor) -> Tensor:
         """The graph an ONNX export records: xᵀ's rows gathered, W_g · xg_g + b_g batched, one transpose at the
@@ -310,21 +375,22 @@ class PackedLinear(nn.Module):
         w = self.packed[:, :k].transpose(1, 2)  # [G, h, k]
         bias = self.packed[:, k]  # [G, h]
         cols = self.cols.view(g, k + 1)[:, :k].flatten()
+        cut = g * h != p.n_rows_kept and not self.compact  # a Slice node copies in onnxruntime: only when needed
         if g == 1:
             y = F.linear(x2.index_select(1, cols), w[0], bias[0])
-            return y[:, : p.n_rows_kept] if h != p.n_rows_kept else y  # a Slice node copies in onnxruntime
+            return y[:, : p.n_rows_kept] if cut else y
         xg = x2.t().contiguous().index_select(0, cols).view(g, k, -1)  # [G, k, N]
         y = torch.baddbmm(bias.unsqueeze(2), w, xg).view(g * h, -1)  # [G·h, N]
-        return (y[: p.n_rows_kept] if g * h != p.n_rows_kept else y).t()
+        return (y[: p.n_rows_kept] if cut else y).t()
 
     def forward(self, x: Tensor) -> Tensor:
         """Output [..., out]."""
         lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features)
+        x2 = x.reshape(math.prod(lead), self.in_features)  # not -1: a compact producer may hand over 0 columns
         if self.plan.n_rows_kept == 0:
-            return self.bias.expand(*lead, self.out_features)
+            return self.bias_kept.expand(*lead, 0) if self.compact else self.bias.expand(*lead, self.out_features)
         y = self._compute(x2)
-        if not self.all_rows:
+        if not self.all_rows and not self.compact:
             full = self.bias.expand(x2.shape[0], self.out_features).clone()
             y = full.index_copy(1, self.rows, y)
         return y.reshape(*lead, self.out_features)
@@ -332,10 +398,8 @@ class PackedLinear(nn.Module):
     def extra_repr(self) -> str:
         p = self.plan
         form = "dense" if p.dense else f"groups={p.groups}x{p.group_rows}x{p.cols_per_group}"
-        return (
-            f"in={self.in_features}, out={self.out_features}, rows_kept={p.n_rows_kept}, "
-            f"{form}, padding={p.padding_ratio:.2f}"
-        )
+        out = f"{self.out_features} compact" if self.compact else str(self.out_features)
+        return f"in={self.in_features}, out={out}, rows_kept={p.n_rows_kept}, {form}, padding={p.padding_ratio:.2f}"
 
     @property
     def nbytes(self) -> int:

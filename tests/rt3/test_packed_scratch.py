@@ -96,3 +96,28 @@ def test_resident_memory_counts_the_shared_backbone_once(pipeline: Pipeline) -> 
     )
     assert rm.resident_bytes() == sum(rm.memory_per_set_bytes()) + shared + norms
     assert rm.resident_bytes() < sum(unique_tensor_bytes([v]) for v in rm.variants)  # not K backbones
+
+
+def test_cached_scratch_views_follow_the_buffer_and_the_token_count(chain: Chain) -> None:
+    """A layer keeps its views into the scratch between calls: they are rebuilt when the token count changes
+    or another layer grows the buffer, and never copied or pickled with the module."""
+    import copy
+    import io
+
+    layers, ref = chain
+    w, b, m = ref[0]
+    grower = PackedLinear(torch.randn(256, 64), _blockcol(256, 64, 48, 9), None)
+    with torch.inference_mode():
+        for n in (5, 40, 5, 300, 7):
+            x = torch.randn(n, 64)
+            assert torch.allclose(layers[0](x), F.linear(x, w * m, b), atol=1e-4)
+            grower(torch.randn(n * 4, 64))  # a bigger gather: a new buffer, the first layer's views go stale
+        assert layers[0]._views is not None
+    assert copy.deepcopy(layers[0])._views is None
+    buf = io.BytesIO()
+    torch.save(layers[0], buf)
+    buf.seek(0)
+    again = torch.load(buf, weights_only=False)
+    x = torch.randn(9, 64)
+    with torch.inference_mode():
+        assert again._views is None and torch.allclose(again(x), F.linear(x, w * m, b), atol=1e-4)

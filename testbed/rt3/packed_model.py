@@ -5,6 +5,15 @@ layer norms, classifier heads) are *the same objects* as in the backbone, so K p
 packed weights. The reference LM gets its own packed forward (:class:`PackedLM`) because
 ``nn.MultiheadAttention`` keeps its input projection as a bare parameter; Hugging Face encoders keep their
 own forward with the linears swapped.
+
+Feed-forward pairs (``lin1 → activation → lin2``, :data:`FFN_PAIRS`) are packed together with dead-row
+elimination (:func:`pack_ffn_pair`), exact for any masks. Measured on the DistilBERT-sized encoder of the
+bench (BP + PP masks, 128 tokens, 1 thread, CPU time, interleaved rounds): at 768-row blocks, where
+``lin2`` is one block and so keeps one column set, ``lin1`` keeps 1536 / 768 / 288 of its 3072 rows at
+50 / 75 / 90.6 % and the encoder ran 1.10× / 1.20× / 1.27× faster than with the pair packed separately
+(86 / 44 / 17 MB of packed weights per set → 73 / 33 / 12 MB); at 128-row blocks 3028 / 2529 / 1366 rows,
+1.03× / 1.04× / 1.15×. onnxruntime gains more, since ``lin2``'s column gather (a Gather on axis 1, slow
+there) disappears: its packed encoder went from 0.82 / 0.85 / 0.91 of torch's speed to 1.06 / 1.09 / 1.26.
 """
 
 from __future__ import annotations

@@ -61,6 +61,9 @@ def pack_ffn_pair(
     m1 = m1 if m1 is not None else torch.ones_like(w1, dtype=torch.bool)
     m2 = m2 if m2 is not None else torch.ones_like(w2, dtype=torch.bool)
     lin1 = PackedLinear(w1, m1, b1, live_rows=read.nonzero().flatten())
+    whole = PackedLinear(w1, m1, b1)
+    if lin1.plan.macs_per_token > whole.plan.macs_per_token:  # the live rows' grouping pads more than it drops
+        return whole, _packed_or_dense(w2, b2, m2)
     order = lin1.out_rows
     valid = (order >= 0).unsqueeze(0)
     src = order.clamp(min=0)

@@ -245,7 +245,7 @@ def _segments(m: Tensor) -> list[tuple[int, int]]:
     return list(itertools.pairwise(cuts))
 
 
-def _plan_compact(m: Tensor, group_rows: int | None) -> tuple[PackPlan, Tensor]:
+def plan_compact(m: Tensor, group_rows: int | None) -> tuple[PackPlan, Tensor]:
     """Plan for a compact output (every row of ``m`` computed, output order free): the consecutive plan of
     :func:`plan`, or one group per run of rows with the same column set, padded to the longest run — the
     layout of a block-structured mask after rows were dropped, whose runs no longer share one height. Returns
@@ -312,7 +312,7 @@ class PackedLinear(nn.Module):
             if live.numel() and (live[0] < 0 or live[-1] >= out_f or bool((live[1:] == live[:-1]).any())):
                 raise BadInputError(f"live_rows must be distinct rows of 0..{out_f - 1}")
             # every live row is computed, the fully pruned ones too: their output (the bias) is read downstream
-            p, slots = _plan_compact(mask.bool()[live], group_rows)
+            p, slots = plan_compact(mask.bool()[live], group_rows)
             rows = live
         else:
             p, rows = plan(mask, group_rows)

@@ -324,7 +324,8 @@ class PackedLinear(nn.Module):
         self._gh = p.groups * p.group_rows
         self._cut = self._gh != p.n_rows_kept and not self.compact  # padded groups: slice the kept rows
         self._scatter = not self.all_rows and not self.compact
-        self._views: tuple[int, Tensor, Tensor, Tensor, Tensor, Tensor] | None = None
+        self._views: tuple[int, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor] | None = None
+        self._grouped = False  # the gather + (batched) GEMM form, set below; the hot path of forward
         self.register_buffer("rows", rows.clone())
         self.register_buffer("bias_kept", b[rows].clone())
         h, g, k = p.group_rows, p.groups, p.cols_per_group
@@ -360,63 +361,34 @@ class PackedLinear(nn.Module):
         packed[:, k] = (self.bias_kept[src] * valid.squeeze(1)).view(g, h)
         self.register_buffer("packed", packed.contiguous())  # [G, k + 1, h]: each group's weight transposed + bias
         self.register_buffer("cols", cols.flatten().contiguous())  # [G·(k + 1)]; the bias slots gather column 0
+        self._grouped = True
 
-    def _scratch_views(self, n: int) -> tuple[int, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """(n, scratch buffer, gather target [N, G·(k+1)], GEMM A operand, bias slots, GEMM B operand) for
-        ``n`` tokens, built on this thread's scratch and kept until the buffer or ``n`` changes (views are
-        free to keep, each op is not: see :meth:`_packed_scratch`)."""
+    def _scratch_views(self, n: int) -> tuple[int, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """(n, scratch buffer, gather target [N, G·(k+1)], GEMM A operand, bias slots, GEMM B operand, gather
+        indices) for ``n`` tokens on this thread's scratch, kept by :meth:`forward` until the buffer or ``n``
+        changes (``.to()`` and friends drop them: :meth:`_apply`)."""
         g, k = self._g, self._k
         flat = _SCRATCH.take(n, g * (k + 1))
         xs = flat.view(n, g, k + 1)
-        w = self._buffers["packed"]
-        assert w is not None
-        if g == 1:
-            a, b = flat, w[0]
-        else:
-            a, b = xs.transpose(0, 1), w
-        return (n, _SCRATCH.buf, flat, a, xs.select(2, k), b)  # type: ignore[return-value]
-
-    def _packed_scratch(self, x2: Tensor) -> Tensor:
-        """The inference path: gather into this thread's scratch, bias slots set, one (batched) GEMM.
-
-        Written for few Python-level operations. In a model, between two calls of a layer the other layers
-        stream their weights through the caches, and then each operation's dispatch costs far more than
-        when hot (measured, FFN-1 at 90.6 %, 1 thread, a dense 768→3072 ``F.linear`` before every call: the
-        same gather and GEMM cost 0.455 ms written inline, 0.498 ms through the previous ``_compute``,
-        0.591 ms through the module call); on a board's slower cores the share is larger still."""
-        n = x2.shape[0]
-        v = self._views
-        if v is None or v[0] != n or v[1] is not _SCRATCH.buf:
-            v = self._views = self._scratch_views(n)
-        _, _, flat, a, slots, b = v
-        cols = self._buffers["cols"]
-        assert cols is not None
-        torch.index_select(x2, 1, cols, out=flat)
-        slots.fill_(1.0)
-        if self._g == 1:
-            return torch.mm(a, b)  # [N, h]
-        # The batched GEMM writes straight into the token-major output [N, G·h], seen as [G, N, h] with row
-        # stride G·h: no transpose or copy of the result, and no bias pass (beta = 0).
-        y = torch.empty(n, self._gh)
-        torch.bmm(a, b, out=y.as_strided((self._g, n, self._h), (self._h, self._gh, 1)))
-        return y
+        w, cols = self._buffers["packed"], self._buffers["cols"]
+        assert w is not None and cols is not None and _SCRATCH.buf is not None
+        a, b = (flat, w[0]) if g == 1 else (xs.transpose(0, 1), w)
+        return (n, _SCRATCH.buf, flat, a, xs.select(2, k), b, cols)
 
     def _compute(self, x2: Tensor) -> Tensor:
-        """Kept-row outputs [N, n_kept] with their bias (token-major; a column slice when groups are padded)."""
+        """Kept-row outputs [N, n_kept] with their bias, off the hot path of :meth:`forward`: dense rows, an
+        export trace, autograd (no in-place write into the gathered tensor), other dtypes or devices."""
         if self.dense_rows:
             return F.linear(x2, self.packed, self.bias_kept)
-        if _may_use_scratch(x2):
-            y = self._packed_scratch(x2)
-        elif _tracing():
+        if _tracing():
             return self._compute_for_export(x2)
-        else:  # autograd: no in-place write into the gathered tensor
-            n, g, h, k = x2.shape[0], self._g, self._h, self._k
-            xs = x2.index_select(1, self.cols).view(n, g, k + 1)
-            xs = torch.cat([xs[:, :, :k], xs.new_ones(n, g, 1)], 2)
-            if g == 1:
-                y = torch.mm(xs.view(n, k + 1), self.packed[0])
-            else:
-                y = torch.bmm(xs.transpose(0, 1), self.packed).transpose(0, 1).reshape(n, g * h)
+        n, g, h, k = x2.shape[0], self._g, self._h, self._k
+        xs = x2.index_select(1, self.cols).view(n, g, k + 1)
+        xs = torch.cat([xs[:, :, :k], xs.new_ones(n, g, 1)], 2)
+        if g == 1:
+            y = torch.mm(xs.view(n, k + 1), self.packed[0])
+        else:
+            y = torch.bmm(xs.transpose(0, 1), self.packed).transpose(0, 1).reshape(n, g * h)
         return y[:, : self._n_kept] if self._cut else y
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
@@ -447,17 +419,43 @@ class PackedLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Output [..., out]."""
-        flat = x.dim() == 2
-        lead = x.shape[:-1]
-        # not -1: a compact producer may hand over 0 columns
-        x2 = x if flat else x.reshape(math.prod(lead), self.in_features)
-        if self._n_kept == 0:
-            return self.bias_kept.expand(*lead, 0) if self.compact else self.bias.expand(*lead, self.out_features)
-        y = self._compute(x2)
+        if self._grouped and _may_use_scratch(x):
+            # The inference path, inline and in few Python-level operations. In a model the other layers
+            # stream their weights through the caches between two calls of a layer, and each operation's
+            # dispatch then costs far more than when hot. Measured (FFN-1 at 768-row blocks, 90.6 %, 1
+            # thread, a dense 768→3072 F.linear before every call): 0.591 ms with a fresh scratch view,
+            # a 3-D indexed fill and helper calls per call; 0.477 ms with the views kept; 0.498 → 0.544 ms
+            # against 0.498 ms with this path inline (0.68 → 0.74 of ideal); on a board's slower cores the
+            # share of dispatch is larger still.
+            shape = x.shape
+            x2 = x if len(shape) == 2 else x.reshape(math.prod(shape[:-1]), self.in_features)
+            n = x2.shape[0]
+            v = self._views
+            if v is None or v[0] != n or v[1] is not _SCRATCH.buf:
+                v = self._views = self._scratch_views(n)
+            torch.index_select(x2, 1, v[6], out=v[2])  # the gather, into this thread's scratch
+            v[4].fill_(1.0)  # the bias slots
+            if self._g == 1:
+                y = torch.mm(v[3], v[5])  # [N, h]
+            else:
+                # The batched GEMM writes straight into the token-major output [N, G·h], seen as [G, N, h]
+                # with row stride G·h: no transpose or copy of the result, and no bias pass (beta = 0).
+                y = torch.empty(n, self._gh)
+                torch.bmm(v[3], v[5], out=y.as_strided((self._g, n, self._h), (self._h, self._gh, 1)))
+            if self._cut:
+                y = y[:, : self._n_kept]
+        else:
+            shape = x.shape
+            # not -1: a compact producer may hand over 0 columns
+            x2 = x if len(shape) == 2 else x.reshape(math.prod(shape[:-1]), self.in_features)
+            if self._n_kept == 0:
+                lead = shape[:-1]
+                return self.bias_kept.expand(*lead, 0) if self.compact else self.bias.expand(*lead, self.out_features)
+            y = self._compute(x2)
         if self._scatter:
             full = self.bias.expand(x2.shape[0], self.out_features).clone()
             y = full.index_copy(1, self.rows, y)
-        return y if flat else y.reshape(*lead, self.out_features)
+        return y if len(shape) == 2 else y.reshape(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         p = self.plan

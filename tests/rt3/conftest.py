@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from testbed.rt3.bp import BPConfig, BPResult, block_prune
-from testbed.rt3.models import LMConfig, TransformerLM, prunable_names
+from testbed.rt3.models import HFSpec, LMConfig, TransformerLM, build_hf_classifier, prunable_names
 from testbed.rt3.pp import PatternSet, PatternSpace, build_pattern_set, build_space, uniform_choices
 from testbed.rt3.tasks import build_task
 from testbed.rt3.train import LMTask, TrainConfig, train
@@ -33,6 +33,31 @@ class Pipeline:
 def make_lm(vocab_size: int, emsize: int = 32, nlayers: int = 1, seed: int = 0) -> TransformerLM:
     torch.manual_seed(seed)
     return TransformerLM(LMConfig(vocab_size, emsize=emsize, nhid=48, nlayers=nlayers, nhead=2, dropout=0.0))
+
+
+def block_mask(out: int, inn: int, block: int, keep: int, g: torch.Generator) -> torch.Tensor:
+    """[out, inn] mask of ``block``-row blocks, each keeping its own ``keep`` random columns."""
+    m = torch.zeros(out, inn, dtype=torch.bool)
+    for r in range(0, out, block):
+        m[r : r + block, torch.randperm(inn, generator=g)[:keep]] = True
+    return m
+
+
+def tiny_hf_classifier(kind: str, dim: int = 64, heads: int = 4, vocab: int = 60) -> torch.nn.Module:
+    """A 2-layer BERT or DistilBERT classifier, ``dim`` wide with a 2·dim FFN, in eval mode (seed 0)."""
+    torch.manual_seed(0)
+    overrides = (
+        {"dim": dim, "hidden_dim": 2 * dim, "n_layers": 2, "n_heads": heads, "vocab_size": vocab}
+        if kind == "distilbert"
+        else {
+            "hidden_size": dim,
+            "intermediate_size": 2 * dim,
+            "num_hidden_layers": 2,
+            "num_attention_heads": heads,
+            "vocab_size": vocab,
+        }
+    )
+    return build_hf_classifier(HFSpec(kind, overrides=overrides)).eval()
 
 
 @pytest.fixture(scope="session")

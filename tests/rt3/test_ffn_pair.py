@@ -13,18 +13,11 @@ from hypothesis import strategies as st
 
 from testbed.rt3.bp import BPConfig, hard_prune
 from testbed.rt3.masking import masked_call
-from testbed.rt3.models import HFSpec, build_hf_classifier, hf_prunable_names
+from testbed.rt3.models import hf_prunable_names
 from testbed.rt3.packed_model import PackedLM, pack_ffn_pair, pack_model
 from testbed.rt3.packing import PackedLinear
 
-from .conftest import Pipeline
-
-
-def _blocks(out: int, inn: int, block: int, keep: int, g: torch.Generator) -> torch.Tensor:
-    m = torch.zeros(out, inn, dtype=torch.bool)
-    for r in range(0, out, block):
-        m[r : r + block, torch.randperm(inn, generator=g)[: min(keep, inn)]] = True
-    return m
+from .conftest import Pipeline, block_mask, tiny_hf_classifier
 
 
 @settings(max_examples=60, deadline=None)
@@ -49,9 +42,9 @@ def test_ffn_pair_equals_masked_dense(  # type: ignore[no-untyped-def]
     w1, w2 = torch.randn(hidden, d, generator=g), torch.randn(d, hidden, generator=g)
     b1 = torch.randn(hidden, generator=g) if bias else None
     b2 = torch.randn(d, generator=g) if bias else None
-    m1 = _blocks(hidden, d, block1, keep1, g)
+    m1 = block_mask(hidden, d, block1, keep1, g)
     m1[torch.rand(hidden, generator=g) < dead1] = False
-    m2 = _blocks(d, hidden, block2, keep2, g)
+    m2 = block_mask(d, hidden, block2, keep2, g)
     lin1, lin2 = pack_ffn_pair(w1, b1, m1, w2, b2, m2)
     x = torch.randn(2, tokens, d, generator=g)
     ref = F.linear(F.gelu(F.linear(x, w1 * m1, b1)), w2 * m2, b2)
@@ -70,8 +63,8 @@ def test_dead_rows_of_a_column_pruned_lin2_are_not_computed() -> None:
     """lin2 one block keeping a quarter of the columns (768-row blocks in a DistilBERT FFN): lin1 computes a
     quarter of its rows, grouped by its own row blocks (each padded to the longest), lin2 is one dense GEMM."""
     g = torch.Generator().manual_seed(3)
-    m1 = _blocks(1024, 64, 256, 16, g)
-    m2 = _blocks(64, 1024, 64, 256, g)
+    m1 = block_mask(1024, 64, 256, 16, g)
+    m2 = block_mask(64, 1024, 64, 256, g)
     lin1, lin2 = pack_ffn_pair(torch.randn(1024, 64), torch.randn(1024), m1, torch.randn(64, 1024), None, m2)
     assert lin1.plan.n_rows_kept == 256 and lin1.plan.groups == 4 and lin1.plan.cols_per_group == 16
 
@@ -81,7 +74,7 @@ def test_dead_rows_of_a_column_pruned_lin2_are_not_computed() -> None:
 
 def test_a_lin2_reading_every_column_leaves_both_as_usual() -> None:
     g = torch.Generator().manual_seed(4)
-    m1, m2 = _blocks(128, 32, 32, 8, g), torch.ones(32, 128, dtype=torch.bool)
+    m1, m2 = block_mask(128, 32, 32, 8, g), torch.ones(32, 128, dtype=torch.bool)
     lin1, lin2 = pack_ffn_pair(torch.randn(128, 32), None, m1, torch.randn(32, 128), None, m2)
     assert not lin1.compact and lin1.out_features == 128 and lin2.in_features == 128
 
@@ -97,19 +90,7 @@ def test_pair_that_does_not_chain_is_a_bad_input() -> None:
 def test_hf_ffn_pairs_packed_compact_equal_masked_model(kind: str) -> None:
     """A row block as tall as the FFN's output weight (column pruning of lin2): the HF FFN pairs are found by
     name and packed compact, attention's output.dense is not taken for an FFN output."""
-    torch.manual_seed(0)
-    overrides = (
-        {"dim": 64, "hidden_dim": 128, "n_layers": 2, "n_heads": 4, "vocab_size": 60}
-        if kind == "distilbert"
-        else {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "vocab_size": 60,
-        }
-    )
-    model = build_hf_classifier(HFSpec(kind, overrides=overrides)).eval()
+    model = tiny_hf_classifier(kind)
     masks = hard_prune(model, hf_prunable_names(model), BPConfig(row_block=64, ratio=0.6))
     packed = pack_model(model, masks)
     compact = [n for n, m in packed.named_modules() if isinstance(m, PackedLinear) and m.compact]
@@ -146,7 +127,7 @@ def test_lin1_is_packed_whole_when_its_live_rows_group_worse() -> None:
     """lin2 drops one row of every 32-row block of lin1: the 31-row runs are too short for groups of their
     own, and 32-row groups over them would straddle two column sets — the whole lin1 is cheaper."""
     g = torch.Generator().manual_seed(5)
-    m1 = _blocks(256, 64, 32, 8, g)
+    m1 = block_mask(256, 64, 32, 8, g)
     m2 = torch.ones(64, 256, dtype=torch.bool)
     m2[:, ::32] = False
     w1, w2, b1 = torch.randn(256, 64), torch.randn(64, 256), torch.randn(256)

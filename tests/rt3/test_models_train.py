@@ -9,7 +9,7 @@ from testbed.rt3.models import HFSpec, LMConfig, build_hf_classifier, hf_prunabl
 from testbed.rt3.tasks import build_task
 from testbed.rt3.train import ClassificationTask, TrainConfig, evaluate, train
 
-from .conftest import DATA, make_lm, quick
+from .conftest import DATA, make_lm, quick, tiny_hf_classifier
 
 
 def test_lm_is_causal() -> None:
@@ -36,18 +36,7 @@ def test_prunable_names_cover_attention_ffn_and_decoder() -> None:
     names = lm_prunable_names(make_lm(20, nlayers=2))
     assert len(names) == 9 and names[-1] == "decoder.weight"
     for kind, n in (("bert", 6), ("distilbert", 6)):
-        overrides = (
-            {"dim": 32, "hidden_dim": 64, "n_layers": 2, "n_heads": 2, "vocab_size": 50}
-            if kind == "distilbert"
-            else {
-                "hidden_size": 32,
-                "intermediate_size": 64,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 2,
-                "vocab_size": 50,
-            }
-        )
-        model = build_hf_classifier(HFSpec(kind, overrides=overrides))
+        model = tiny_hf_classifier(kind, dim=32, heads=2, vocab=50)
         assert len(hf_prunable_names(model)) == 2 * n
 
 

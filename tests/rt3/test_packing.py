@@ -8,11 +8,11 @@ from hypothesis import strategies as st
 
 from testbed.rt3.bp import BPConfig, hard_prune
 from testbed.rt3.masking import masked_call
-from testbed.rt3.models import HFSpec, build_hf_classifier, hf_prunable_names
+from testbed.rt3.models import hf_prunable_names
 from testbed.rt3.packed_model import PackedLM, pack_model, packed_nbytes
 from testbed.rt3.packing import PackedLinear, plan
 
-from .conftest import Pipeline
+from .conftest import Pipeline, block_mask, tiny_hf_classifier
 
 
 def _mask(kind: str, out: int, inn: int, density: float, g: torch.Generator) -> torch.Tensor:
@@ -22,11 +22,7 @@ def _mask(kind: str, out: int, inn: int, density: float, g: torch.Generator) -> 
         return (torch.rand(out, 1, generator=g) < density).expand(out, inn).clone()
     if kind == "empty":
         return torch.zeros(out, inn, dtype=torch.bool)
-    m = torch.zeros(out, inn, dtype=torch.bool)  # block-column with 32-row blocks
-    keep = max(1, int(inn * density))
-    for r in range(0, out, 32):
-        m[r : r + 32, torch.randperm(inn, generator=g)[:keep]] = True
-    return m
+    return block_mask(out, inn, 32, max(1, int(inn * density)), g)  # block-column with 32-row blocks
 
 
 @settings(max_examples=40, deadline=None)
@@ -95,19 +91,7 @@ def test_packed_variants_share_the_backbone_and_shrink(pipeline: Pipeline) -> No
 
 @pytest.mark.parametrize("kind", ["bert", "distilbert"])
 def test_packed_hf_encoder_equals_masked_model(kind: str) -> None:
-    torch.manual_seed(0)
-    overrides = (
-        {"dim": 64, "hidden_dim": 128, "n_layers": 2, "n_heads": 4, "vocab_size": 60}
-        if kind == "distilbert"
-        else {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "vocab_size": 60,
-        }
-    )
-    model = build_hf_classifier(HFSpec(kind, overrides=overrides)).eval()
+    model = tiny_hf_classifier(kind)
     masks = hard_prune(model, hf_prunable_names(model), BPConfig(row_block=32, ratio=0.6))
     packed = pack_model(model, masks)
     ids = torch.randint(0, 60, (2, 10))
@@ -122,11 +106,7 @@ def test_packed_hf_encoder_equals_masked_model(kind: str) -> None:
 
 
 def _blockcol_mask(out: int, inn: int, keep: int, seed: int, block: int = 32) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    m = torch.zeros(out, inn, dtype=torch.bool)
-    for r in range(0, out, block):
-        m[r : r + block, torch.randperm(inn, generator=g)[:keep]] = True
-    return m
+    return block_mask(out, inn, block, keep, torch.Generator().manual_seed(seed))
 
 
 def test_low_sparsity_falls_back_to_one_dense_gemm() -> None:

@@ -49,23 +49,22 @@ ORT_DTYPES: dict[str, Any] = {
 
 def session_options(threads: int | None = 1, initializers: Mapping[str, Any] | None = None) -> Any:
     """CPU session options: ``threads`` intra-op threads (None: onnxruntime's default, one per core),
-    one inter-op thread, every graph optimisation, and the intra-op pool's spinning stopped at the end of
-    each run. The board pins ``threads`` to its core budget. ``initializers`` ({name: OrtValue}) are used in
-    place of the graph's initializers of those names, without a copy (``add_initializer``); the OrtValues
-    must outlive the session.
+    one inter-op thread, every graph optimisation. The board pins ``threads`` to its core budget.
+    ``initializers`` ({name: OrtValue}) are used in place of the graph's initializers of those names, without
+    a copy (``add_initializer``); the OrtValues must outlive the session.
 
-    Each session has its own intra-op pool, and its threads spin for a while after a run. With K pattern
-    sets that is K pools, and after a switch the previous set's pool spun on the cores the next set's run
-    needed (measured, DistilBERT-sized encoder at 768-row blocks, 2 threads on 2 cores, a run of another
-    set before each run: 59.7 and 77.9 ms per pair of runs at 75 and 90.6 %, against 30.1 and 43.1 ms with
-    ``session.force_spinning_stop``, which is the two runs' sum; a set run alone: 18.8 against 18.5 ms)."""
+    Each session has its own intra-op pool, whose threads spin for a while after a run; with K pattern sets
+    and 2 threads the previous set's pool spins on the cores the next set's run needs (``bench switch``'s
+    ``ort_2t``: first inference after a switch 36.7 ms p50 against 20.1 ms with
+    ``session.force_spinning_stop``). That option is not set: the demo, whose agent runs back-to-back
+    windows at 2 threads, lost battery life with it (rt3 / dense-max 1.125 and 1.115 against 1.151 without,
+    bucket model), probably because every run then starts by waking the pool."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.force_spinning_stop", "1")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     for name, value in (initializers or {}).items():
         opts.add_initializer(name, value)

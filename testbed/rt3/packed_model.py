@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from devices.errors import BadInputError
 from testbed.rt3.masking import check_masks
 from testbed.rt3.models import TransformerLM
-from testbed.rt3.packing import PackedLinear, plan, plan_compact
+from testbed.rt3.packing import PackedLinear, plan
 
 #: Feed-forward pairs by module name (producer, consumer) in one layer: the producer's output reaches the
 #: consumer only through an elementwise activation, so an input column the consumer's mask prunes in every
@@ -60,11 +60,9 @@ def pack_ffn_pair(
         return _packed_or_dense(w1, b1, m1), _packed_or_dense(w2, b2, m2)
     m1 = m1 if m1 is not None else torch.ones_like(w1, dtype=torch.bool)
     m2 = m2 if m2 is not None else torch.ones_like(w2, dtype=torch.bool)
-    live = read.nonzero().flatten()
-    compact_plan, _ = plan_compact(m1.bool()[live], None)
-    if compact_plan.macs_per_token > plan(m1)[0].macs_per_token:  # the live rows group worse than all rows
+    lin1 = PackedLinear(w1, m1, b1, live_rows=read.nonzero().flatten())
+    if lin1.plan.macs_per_token > plan(m1)[0].macs_per_token:  # the live rows group worse than all rows
         return PackedLinear(w1, m1, b1), _packed_or_dense(w2, b2, m2)
-    lin1 = PackedLinear(w1, m1, b1, live_rows=live)
     order = lin1.out_rows
     valid = (order >= 0).unsqueeze(0)
     src = order.clamp(min=0)

@@ -245,7 +245,7 @@ def _segments(m: Tensor) -> list[tuple[int, int]]:
     return list(itertools.pairwise(cuts))
 
 
-def plan_compact(m: Tensor, group_rows: int | None) -> tuple[PackPlan, Tensor]:
+def _plan_compact(m: Tensor, group_rows: int | None) -> tuple[PackPlan, Tensor]:
     """Plan for a compact output (every row of ``m`` computed, output order free): the consecutive plan of
     :func:`plan`, or one group per run of rows with the same column set, padded to the longest run — the
     layout of a block-structured mask after rows were dropped, whose runs no longer share one height. Returns
@@ -312,7 +312,7 @@ class PackedLinear(nn.Module):
             if live.numel() and (live[0] < 0 or live[-1] >= out_f or bool((live[1:] == live[:-1]).any())):
                 raise BadInputError(f"live_rows must be distinct rows of 0..{out_f - 1}")
             # every live row is computed, the fully pruned ones too: their output (the bias) is read downstream
-            p, slots = plan_compact(mask.bool()[live], group_rows)
+            p, slots = _plan_compact(mask.bool()[live], group_rows)
             rows = live
         else:
             p, rows = plan(mask, group_rows)
@@ -419,16 +419,17 @@ class PackedLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Output [..., out]."""
-        if self._grouped and _may_use_scratch(x):
+        shape = x.shape
+        # not -1: a compact producer may hand over 0 columns
+        x2 = x if len(shape) == 2 else x.reshape(math.prod(shape[:-1]), self.in_features)
+        if self._grouped and _may_use_scratch(x2):
             # The inference path, inline and in few Python-level operations. In a model the other layers
             # stream their weights through the caches between two calls of a layer, and each operation's
             # dispatch then costs far more than when hot. Measured (FFN-1 at 768-row blocks, 90.6 %, 1
-            # thread, a dense 768→3072 F.linear before every call): 0.591 ms with a fresh scratch view,
-            # a 3-D indexed fill and helper calls per call; 0.477 ms with the views kept; 0.498 → 0.544 ms
-            # against 0.498 ms with this path inline (0.68 → 0.74 of ideal); on a board's slower cores the
-            # share of dispatch is larger still.
-            shape = x.shape
-            x2 = x if len(shape) == 2 else x.reshape(math.prod(shape[:-1]), self.in_features)
+            # thread, a dense 768→3072 F.linear before every call): 0.591 → 0.477 ms with the scratch views
+            # kept instead of rebuilt per call, and in another run 0.544 → 0.498 ms with this path inline
+            # instead of in helper methods (0.68 → 0.74 of ideal); on a board's slower cores the share of
+            # dispatch is larger still.
             n = x2.shape[0]
             v = self._views
             if v is None or v[0] != n or v[1] is not _SCRATCH.buf:
@@ -444,13 +445,10 @@ class PackedLinear(nn.Module):
                 torch.bmm(v[3], v[5], out=y.as_strided((self._g, n, self._h), (self._h, self._gh, 1)))
             if self._cut:
                 y = y[:, : self._n_kept]
+        elif self._n_kept == 0:
+            lead = shape[:-1]
+            return self.bias_kept.expand(*lead, 0) if self.compact else self.bias.expand(*lead, self.out_features)
         else:
-            shape = x.shape
-            # not -1: a compact producer may hand over 0 columns
-            x2 = x if len(shape) == 2 else x.reshape(math.prod(shape[:-1]), self.in_features)
-            if self._n_kept == 0:
-                lead = shape[:-1]
-                return self.bias_kept.expand(*lead, 0) if self.compact else self.bias.expand(*lead, self.out_features)
             y = self._compute(x2)
         if self._scatter:
             full = self.bias.expand(x2.shape[0], self.out_features).clone()

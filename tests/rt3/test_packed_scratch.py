@@ -121,3 +121,28 @@ def test_cached_scratch_views_follow_the_buffer_and_the_token_count(chain: Chain
     x = torch.randn(9, 64)
     with torch.inference_mode():
         assert again._views is None and torch.allclose(again(x), F.linear(x, w * m, b), atol=1e-4)
+
+
+def test_scratch_path_is_never_taken_while_tracing_or_on_fake_tensors(chain: Chain) -> None:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from testbed.rt3.packing import _may_use_scratch
+
+    layers, ref = chain
+    x = torch.randn(8, 64)
+    assert _may_use_scratch(x)
+    assert not _may_use_scratch(x.double())
+    assert not _may_use_scratch(x.clone().requires_grad_())
+    with FakeTensorMode():  # what torch.export / dynamo (an ONNX export with dynamo=True) hands a layer
+        assert not _may_use_scratch(torch.empty(8, 64))
+    seen: list[bool] = []
+
+    def probe(t: torch.Tensor) -> torch.Tensor:
+        seen.append(_may_use_scratch(t))
+        return layers[0](t)
+
+    traced = torch.jit.trace(probe, (x,), check_trace=False)  # what an ONNX export with dynamo=False runs
+    assert seen == [False]
+    w, b, m = ref[0]
+    with torch.inference_mode():
+        assert torch.allclose(traced(x), F.linear(x, w * m, b), atol=1e-4, rtol=1e-4)

@@ -1,0 +1,166 @@
+"""Grouped GEMMs into a strided output through the BLAS that torch itself links (MKL's ``cblas_sgemm_batch``).
+
+A packed layer multiplies G gathered activation blocks by G weight blocks and writes each product into its own
+column range of one token-major output [N, G·h] (:mod:`testbed.rt3.packing`). ``torch.bmm`` sends a batch to
+MKL's batched GEMM only when the output is contiguous as [G, N, h]; for the token-major output (row stride
+G·h) it loops over the G matrices, and each GEMM is then parallelised on its own. With 2 threads on 2 cores
+that loop ran 1.3–1.4× slower than the batched call (FFN-1 768→3072 at 768-row blocks, 128 tokens: 0.248
+against 0.180 ms at 73 kept columns per group, 0.562 against 0.462 ms at 193), while writing the contiguous
+[G, N, h] result and copying it into the token-major layout cost more than the loop (0.271 ms). MKL's batched
+GEMM itself takes any output row stride, so this module calls it directly, with the same thread count torch
+uses (``torch.set_num_threads`` sets MKL's).
+
+:func:`group_gemm` returns ``None`` — and the caller keeps ``torch.bmm`` — when torch does not link MKL
+(aarch64 wheels use OpenBLAS / Arm Compute Library, macOS Accelerate), when the symbol is not exported, when
+``TESTBED_BLAS_BATCH=0`` is set, or when a one-time check of the call against ``torch.bmm`` on a small strided
+problem fails (a wrong result is never returned; a warning says why the fallback is used). The result is
+bitwise equal to ``torch.bmm``'s loop in the runs measured here (same MKL kernels).
+
+Failure modes: a shape beyond 32-bit BLAS integers, or tensors that are not float32, contiguous and on the
+CPU, get ``None`` from :func:`group_gemm` (the caller falls back); the output passed to a
+:class:`GroupGemm` must be a contiguous float32 [M, ≥ groups·n_cols] tensor (checked by shape only, on
+the hot path).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+_LOG = logging.getLogger(__name__)
+
+#: Set to ``0`` to keep torch's own ``bmm`` for the grouped GEMMs (e.g. for an A/B measurement).
+ENV_SWITCH = "TESTBED_BLAS_BATCH"
+
+_ROW_MAJOR, _NO_TRANS = 101, 111  # CBLAS_LAYOUT / CBLAS_TRANSPOSE codes
+_INT_MAX = 2**31 - 1
+_I = ctypes.c_int  # LP64 MKL_INT: the unsuffixed symbols (the ILP64 ones end in _64)
+_PI = ctypes.POINTER(ctypes.c_int)
+_PF = ctypes.POINTER(ctypes.c_float)
+_PP = ctypes.POINTER(ctypes.c_void_p)
+
+
+def _library_function() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """``cblas_sgemm_batch`` from torch's own ``libtorch_cpu`` (MKL linked in), or ``None``."""
+    if not torch.backends.mkl.is_available():
+        return None
+    lib_dir = Path(torch.__file__).parent / "lib"
+    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib"):
+        path = lib_dir / name
+        if not path.is_file():
+            continue
+        try:
+            fn = ctypes.CDLL(str(path)).cblas_sgemm_batch
+        except (OSError, AttributeError):
+            return None
+        fn.restype = None
+        fn.argtypes = [_I, _PI, _PI, _PI, _PI, _PI, _PF, _PP, _PI, _PP, _PI, _PF, _PP, _PI, _I, _PI]
+        return fn
+    return None
+
+
+class GroupGemm:
+    """C_g = A_g · B_g for g < G, float32, row-major, in one ``cblas_sgemm_batch`` call.
+
+    ``a`` [M, ≥ G·a_cols] holds A_g [M, a_cols] at columns g·a_cols (row stride ``a.stride(0)``); ``b``
+    [G, K, n_cols] holds B_g contiguous (K = a_cols); the output given to :meth:`__call__` [M, ≥ G·n_cols]
+    receives C_g at columns g·n_cols. The tensors are kept referenced, so the pointers stay valid.
+    """
+
+    def __init__(self, fn: ctypes._CFuncPtr, a: Tensor, a_cols: int, b: Tensor) -> None:  # type: ignore[name-defined]
+        groups, k, n_cols = (int(s) for s in b.shape)
+        if k != a_cols:
+            raise ValueError(f"A blocks have {a_cols} columns, B blocks {k} rows")
+        m = int(a.shape[0])
+        self.groups, self.n_cols, self._m = groups, n_cols, m
+        self._keep = (a, b)
+        self._fn = fn
+        one = _I * 1
+        size_f = 4
+        a_ptr, b_ptr = a.data_ptr(), b.data_ptr()
+        self._a = (ctypes.c_void_p * groups)(*[a_ptr + g * a_cols * size_f for g in range(groups)])
+        self._b = (ctypes.c_void_p * groups)(*[b_ptr + g * k * n_cols * size_f for g in range(groups)])
+        self._c = (ctypes.c_void_p * groups)()
+        self._c_offsets = [g * n_cols * size_f for g in range(groups)]
+        self._head = (
+            _ROW_MAJOR,
+            one(_NO_TRANS),
+            one(_NO_TRANS),
+            one(m),
+            one(n_cols),
+            one(k),
+            (ctypes.c_float * 1)(1.0),
+            self._a,
+            one(int(a.stride(0))),
+            self._b,
+            one(n_cols),
+            (ctypes.c_float * 1)(0.0),
+        )
+        self._ldc_width = -1
+        self._tail: tuple[object, ...] = ()
+
+    def __call__(self, out: Tensor) -> None:
+        """Write every C_g into ``out`` [M, ≥ G·n_cols] (contiguous float32; its row stride is its width)."""
+        width = int(out.shape[1])
+        if out.shape[0] != self._m or width < self.groups * self.n_cols:
+            shape = f"[{self._m}, {self.n_cols}]"
+            raise ValueError(f"output {tuple(out.shape)} cannot hold {self.groups} blocks of {shape}")
+        if width != self._ldc_width:
+            self._ldc_width = width
+            self._tail = ((_I * 1)(width), 1, (_I * 1)(self.groups))
+        base = out.data_ptr()
+        self._c[:] = [base + o for o in self._c_offsets]
+        self._fn(*self._head, self._c, *self._tail)
+
+
+def _fits(*values: int) -> bool:
+    return all(0 <= v <= _INT_MAX for v in values)
+
+
+@functools.cache
+def _checked_function() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """The BLAS call, after one check against ``torch.bmm`` on a small strided problem; ``None`` if unusable."""
+    if os.environ.get(ENV_SWITCH, "1").strip() == "0":
+        return None
+    fn = _library_function()
+    if fn is None:
+        return None
+    gen = torch.Generator().manual_seed(0)
+    groups, m, k, n_cols = 3, 5, 7, 9
+    a = torch.randn(m, groups * k + 3, generator=gen)[:, : groups * k]  # a row stride beyond the blocks
+    b = torch.randn(groups, k, n_cols, generator=gen)
+    out = torch.full((m, groups * n_cols + 4), float("nan"))  # written at a row stride beyond the blocks
+    try:
+        GroupGemm(fn, a, k, b)(out)
+    except (ValueError, ctypes.ArgumentError) as exc:  # pragma: no cover - depends on the library at hand
+        _LOG.warning("cblas_sgemm_batch unusable (%s); grouped GEMMs use torch.bmm", exc)
+        return None
+    want = torch.bmm(a.reshape(m, groups, k).transpose(0, 1), b).transpose(0, 1).reshape(m, groups * n_cols)
+    got = out[:, : groups * n_cols]
+    untouched = bool(torch.isnan(out[:, groups * n_cols :]).all())
+    if not untouched or not torch.allclose(got, want, rtol=1e-5, atol=1e-5):
+        _LOG.warning("cblas_sgemm_batch disagrees with torch.bmm; grouped GEMMs use torch.bmm")
+        return None
+    return fn
+
+
+def group_gemm(a: Tensor, a_cols: int, b: Tensor) -> GroupGemm | None:
+    """A prepared :class:`GroupGemm` for ``a``'s G column blocks of ``a_cols`` times ``b`` [G, a_cols, n],
+    or ``None`` where the BLAS call is not available or the operands do not suit it (see the module doc)."""
+    fn = _checked_function()
+    if fn is None or b.dim() != 3:
+        return None
+    for t in (a, b):
+        if t.dtype != torch.float32 or not t.is_cpu:
+            return None
+    if not b.is_contiguous() or a.dim() != 2 or a.stride(1) != 1 or a.shape[1] < b.shape[0] * a_cols:
+        return None
+    if not _fits(int(a.shape[0]), int(a.stride(0)), int(b.shape[1]), int(b.shape[2]) * int(b.shape[0])):
+        return None
+    return GroupGemm(fn, a, a_cols, b)

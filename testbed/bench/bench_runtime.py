@@ -528,7 +528,8 @@ def _sparse_rows(
             wmask = masks[f"{LAYER_NAME}.weight"]
             p_layer = PackedLinear(lin.weight, wmask, lin.bias)
             # the same layer on torch.bmm: what a torch without MKL (an Arm board's) runs, measured beside
-            bmm_layer = PackedLinear(lin.weight, wmask, lin.bias) if blas_batch.available() else None
+            grouped = p_layer.plan.groups > 1
+            bmm_layer = PackedLinear(lin.weight, wmask, lin.bias) if grouped and blas_batch.available() else None
             if bmm_layer is not None:
                 bmm_layer.blas_batch = False
             row: dict[str, Any] = {
@@ -564,7 +565,7 @@ def _sparse_rows(
                         model, m, input_ids=ids, attention_mask=att
                     )
                     enc_fns["csr"] = lambda c=csr: c(input_ids=ids, attention_mask=att)  # type: ignore[misc]
-                if bmm_layer is not None and p_layer.plan.groups > 1:
+                if bmm_layer is not None:
                     layer_fns["packed_torch_bmm"] = lambda q=bmm_layer: q(x_layer)  # type: ignore[misc]
                 lay_cpu: dict[str, list[float]] = {}
                 lay_wall = _interleaved(layer_fns, LAYER_ROUNDS_QUICK if quick else LAYER_ROUNDS, cpu=lay_cpu)

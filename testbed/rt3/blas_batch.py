@@ -45,20 +45,15 @@ _I = ctypes.c_int  # LP64 MKL_INT: the unsuffixed symbols (the ILP64 ones end in
 
 def _library_function() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     """``cblas_sgemm_batch`` from torch's own ``libtorch_cpu`` (MKL linked in), or ``None``."""
-    if not torch.backends.mkl.is_available():
+    path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+    if not torch.backends.mkl.is_available() or not path.is_file():
         return None
-    lib_dir = Path(torch.__file__).parent / "lib"
-    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib"):
-        path = lib_dir / name
-        if not path.is_file():
-            continue
-        try:
-            fn = ctypes.CDLL(str(path)).cblas_sgemm_batch
-        except (OSError, AttributeError):
-            return None
-        fn.restype = None  # no argtypes: GroupGemm passes every argument prebuilt as its C type
-        return fn
-    return None
+    try:
+        fn = ctypes.CDLL(str(path)).cblas_sgemm_batch
+    except (OSError, AttributeError):
+        return None
+    fn.restype = None  # no argtypes: GroupGemm passes every argument prebuilt as its C type
+    return fn
 
 
 class GroupGemm:
@@ -137,11 +132,7 @@ def _checked_function() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined
     a = torch.randn(m, groups * k + 3, generator=gen)[:, : groups * k]  # a row stride beyond the blocks
     b = torch.randn(groups, k, n_cols, generator=gen)
     out = torch.full((m, groups * n_cols + 4), float("nan"))  # written at a row stride beyond the blocks
-    try:
-        GroupGemm(fn, a, k, b, int(out.shape[1]))(out)
-    except (ValueError, ctypes.ArgumentError) as exc:  # pragma: no cover - depends on the library at hand
-        _LOG.warning("cblas_sgemm_batch unusable (%s); grouped GEMMs use torch.bmm", exc)
-        return None
+    GroupGemm(fn, a, k, b, int(out.shape[1]))(out)
     want = torch.bmm(a.reshape(m, groups, k).transpose(0, 1), b).transpose(0, 1).reshape(m, groups * n_cols)
     got = out[:, : groups * n_cols]
     untouched = bool(torch.isnan(out[:, groups * n_cols :]).all())

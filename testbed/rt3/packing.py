@@ -399,7 +399,7 @@ class PackedLinear(nn.Module):
         w, cols = self._buffers["packed"], self._buffers["cols"]
         assert w is not None and cols is not None and _SCRATCH.buf is not None
         a, b = (flat, w[0]) if g == 1 else (xs.transpose(0, 1), w)
-        batch = group_gemm(flat, k + 1, w, self._gh) if g > 1 and getattr(self, "_blas_batch", True) else None
+        batch = group_gemm(flat, k + 1, w, self._gh) if g > 1 and self.blas_batch else None
         return (n, _SCRATCH.buf, flat, a, xs.select(2, k), b, cols, batch)
 
     def _compute(self, x2: Tensor) -> Tensor:
